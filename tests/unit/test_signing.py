@@ -1,0 +1,282 @@
+"""Tests for upgrader.signing, using throwaway keys made with the real gpg during the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from upgrader import signing
+from upgrader.errors import InvalidInputError, SignatureError, StreamError
+
+pytestmark = [
+    pytest.mark.needs_system,
+    pytest.mark.skipif(
+        shutil.which("gpg") is None and os.environ.get("UPGRADER_CI") != "1",
+        reason="gpg is not installed",
+    ),
+]
+
+DOCUMENT = b'{\n  "format": "index:1.0",\n  "numbers": [\n-1,\n-2\n  ]\n}\n'
+OTHER_DOCUMENT = b'{\n  "format": "index:1.0",\n  "numbers": [\n-3\n  ]\n}\n'
+URL = "https://streams.example/streams/v1/index2.sjson"
+
+
+@dataclass(frozen=True)
+class Key:
+    """A throwaway key pair living in the test GnuPG home."""
+
+    fingerprint: str
+    armoured: str
+
+
+class Signer:
+    """Drives gpg in a private home directory to make keys and signatures."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def gpg(self, *args: str, stdin: bytes = b"") -> bytes:
+        result = subprocess.run(
+            ["gpg", "--homedir", str(self.home), "--batch", "--no-tty", *args],
+            input=stdin,
+            capture_output=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        return result.stdout
+
+    def new_key(self, name: str, *, expire: str = "never", faked_time: str | None = None) -> Key:
+        faked = ["--faked-system-time", faked_time] if faked_time else []
+        uid = f"{name} <{name.lower().replace(' ', '-')}@example.invalid>"
+        self.gpg(*faked, "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", expire)
+        colons = self.gpg("--with-colons", "--list-keys", uid).decode()
+        fingerprint = next(
+            line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:")
+        )
+        return Key(fingerprint, self.export(fingerprint))
+
+    def export(self, fingerprint: str) -> str:
+        return self.gpg("--armor", "--export", fingerprint).decode()
+
+    def clearsign(self, data: bytes, *keys: Key, faked_time: str | None = None) -> bytes:
+        faked = ["--faked-system-time", faked_time] if faked_time else []
+        users = [arg for key in keys for arg in ("--local-user", key.fingerprint)]
+        return self.gpg(*faked, *users, "--clearsign", stdin=data)
+
+    def revoke(self, key: Key) -> Key:
+        certificate = (self.home / "openpgp-revocs.d" / f"{key.fingerprint}.rev").read_text()
+        # gpg stores the certificate with a leading ':' to prevent accidental import.
+        self.gpg("--import", stdin=certificate.replace(":-----BEGIN", "-----BEGIN").encode())
+        return Key(key.fingerprint, self.export(key.fingerprint))
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The keys the tests use."""
+
+    signer: Signer
+    alice: Key
+    bob: Key
+    expired: Key
+    revoked: Key
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
+    home = tmp_path_factory.mktemp("gnupg")
+    home.chmod(0o700)
+    signer = Signer(home)
+    try:
+        alice = signer.new_key("Alice")
+        bob = signer.new_key("Bob")
+        expired = signer.new_key("Expired", expire="1d", faked_time="20200101T000000!")
+        revoked = signer.new_key("Revoked")
+        yield Keys(signer, alice, bob, expired, revoked)
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            capture_output=True,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def signed(keys: Keys) -> bytes:
+    return keys.signer.clearsign(DOCUMENT, keys.alice)
+
+
+def test_good_signature_returns_exactly_the_signed_text(keys: Keys, signed: bytes) -> None:
+    assert signing.verify_clearsigned(signed, keys.alice.armoured, source=URL) == DOCUMENT
+
+
+def test_text_before_the_signed_message_is_not_returned(keys: Keys, signed: bytes) -> None:
+    data = b'{"evil": true}\nsome words\n' + signed
+
+    assert signing.verify_clearsigned(data, keys.alice.armoured, source=URL) == DOCUMENT
+
+
+def test_any_of_several_configured_keys_may_sign(keys: Keys, signed: bytes) -> None:
+    both = keys.bob.armoured + "\n" + keys.alice.armoured
+
+    assert signing.verify_clearsigned(signed, both, source=URL) == DOCUMENT
+
+
+def test_extra_signature_by_unknown_key_is_tolerated(keys: Keys) -> None:
+    data = keys.signer.clearsign(DOCUMENT, keys.alice, keys.bob)
+
+    assert signing.verify_clearsigned(data, keys.alice.armoured, source=URL) == DOCUMENT
+
+
+def test_tampered_body_is_refused(keys: Keys, signed: bytes) -> None:
+    data = signed.replace(b"index:1.0", b"index:9.9")
+
+    with pytest.raises(SignatureError) as caught:
+        signing.verify_clearsigned(data, keys.alice.armoured, source=URL)
+
+    assert str(caught.value).startswith(f"signature of {URL} is not valid: bad signature")
+
+
+def test_signature_over_different_text_is_refused(keys: Keys, signed: bytes) -> None:
+    other = keys.signer.clearsign(OTHER_DOCUMENT, keys.alice)
+    head, _, _ = signed.partition(b"-----BEGIN PGP SIGNATURE-----")
+    _, marker, signature = other.partition(b"-----BEGIN PGP SIGNATURE-----")
+
+    with pytest.raises(SignatureError, match="bad signature"):
+        signing.verify_clearsigned(head + marker + signature, keys.alice.armoured, source=URL)
+
+
+def test_wrong_key_names_the_signer(keys: Keys, signed: bytes) -> None:
+    with pytest.raises(SignatureError) as caught:
+        signing.verify_clearsigned(signed, keys.bob.armoured, source=URL)
+
+    assert str(caught.value) == (
+        f"signature of {URL} is not valid: signed by unknown key {keys.alice.fingerprint} "
+        "(not in the configured signing keys)"
+    )
+    assert isinstance(caught.value, StreamError)
+
+
+def test_expired_key_is_refused(keys: Keys) -> None:
+    data = keys.signer.clearsign(DOCUMENT, keys.expired, faked_time="20200101T000100!")
+
+    with pytest.raises(SignatureError, match=r"index2\.sjson is not valid: .*has expired"):
+        signing.verify_clearsigned(data, keys.expired.armoured, source=URL)
+
+
+def test_revoked_key_is_refused(keys: Keys) -> None:
+    data = keys.signer.clearsign(DOCUMENT, keys.revoked)
+    revoked = keys.signer.revoke(keys.revoked)
+
+    with pytest.raises(SignatureError, match="has been revoked"):
+        signing.verify_clearsigned(data, revoked.armoured, source=URL)
+
+
+@pytest.mark.parametrize("tail", [b"junk\n", b"\n\n{}", b"-----BEGIN PGP MESSAGE-----\n"])
+def test_text_after_the_signature_block_is_refused(keys: Keys, signed: bytes, tail: bytes) -> None:
+    with pytest.raises(SignatureError, match="text after the end of the signature block"):
+        signing.verify_clearsigned(signed + tail, keys.alice.armoured, source=URL)
+
+
+def test_trailing_whitespace_after_the_signature_is_fine(keys: Keys, signed: bytes) -> None:
+    data = signed + b"\n  \r\n"
+
+    assert signing.verify_clearsigned(data, keys.alice.armoured, source=URL) == DOCUMENT
+
+
+def test_two_signed_blocks_are_refused(keys: Keys, signed: bytes) -> None:
+    with pytest.raises(SignatureError, match="2 signed blocks; exactly one is accepted"):
+        signing.verify_clearsigned(signed + signed, keys.alice.armoured, source=URL)
+
+
+def test_message_without_signature_block_is_refused(keys: Keys, signed: bytes) -> None:
+    head, _, _ = signed.partition(b"-----BEGIN PGP SIGNATURE-----")
+
+    with pytest.raises(SignatureError, match="incomplete"):
+        signing.verify_clearsigned(head, keys.alice.armoured, source=URL)
+
+
+@pytest.mark.parametrize("data", [b"", b"hello\n", DOCUMENT, bytes(range(256))])
+def test_unsigned_or_garbage_input_is_refused(keys: Keys, data: bytes) -> None:
+    with pytest.raises(SignatureError) as caught:
+        signing.verify_clearsigned(data, keys.alice.armoured, source=URL)
+
+    assert str(caught.value) == (
+        f"signature of {URL} is not valid: no PGP signed message found "
+        "(expected a -----BEGIN PGP SIGNED MESSAGE----- block)"
+    )
+
+
+def test_corrupt_signature_armour_is_refused(keys: Keys, signed: bytes) -> None:
+    head, marker, signature = signed.partition(b"-----BEGIN PGP SIGNATURE-----")
+    broken = signature.replace(b"\n\n", b"\n\nAAAA", 1)
+
+    with pytest.raises(SignatureError, match=f"signature of {URL} is not valid"):
+        signing.verify_clearsigned(head + marker + broken, keys.alice.armoured, source=URL)
+
+
+NO_KEY = (
+    "signing-keys: no OpenPGP public key found; expected ASCII-armoured keys "
+    "(-----BEGIN PGP PUBLIC KEY BLOCK-----)"
+)
+
+
+@pytest.mark.parametrize(
+    "key_text",
+    [
+        "",
+        "   \n",
+        "4286E8DA42CF6232F215EC37378F62AF6A157DB3",
+        "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n",
+    ],
+)
+def test_unusable_signing_keys_name_the_option(signed: bytes, key_text: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        signing.verify_clearsigned(signed, key_text, source=URL)
+    assert str(caught.value) == NO_KEY
+
+    with pytest.raises(InvalidInputError) as caught:
+        signing.key_fingerprints(key_text)
+    assert str(caught.value) == NO_KEY
+
+
+def test_private_key_is_refused(keys: Keys, signed: bytes) -> None:
+    secret = keys.signer.gpg("--armor", "--export-secret-keys", keys.bob.fingerprint).decode()
+
+    with pytest.raises(InvalidInputError, match="signing-keys: holds a private key"):
+        signing.verify_clearsigned(signed, secret, source=URL)
+
+
+def test_gpg_is_used_when_gpgv_is_missing(
+    keys: Keys, signed: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "_gpgv_binary", lambda: None)
+
+    assert signing.verify_clearsigned(signed, keys.alice.armoured, source=URL) == DOCUMENT
+    with pytest.raises(SignatureError, match="bad signature"):
+        signing.verify_clearsigned(signed.replace(b"-1", b"-7"), keys.alice.armoured, source=URL)
+    with pytest.raises(SignatureError, match="unknown key"):
+        signing.verify_clearsigned(signed, keys.bob.armoured, source=URL)
+
+
+def test_key_fingerprints_lists_primary_keys_in_order(keys: Keys) -> None:
+    text = keys.bob.armoured + "\n" + keys.alice.armoured
+
+    assert signing.key_fingerprints(text) == [keys.bob.fingerprint, keys.alice.fingerprint]
+
+
+def test_shipped_juju_key_has_the_pinned_fingerprint() -> None:
+    key = signing.juju_release_key()
+
+    assert key.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    assert signing.key_fingerprints(key) == [signing.JUJU_RELEASE_KEY_FINGERPRINT]
+    assert signing.JUJU_RELEASE_KEY_FINGERPRINT == "4286E8DA42CF6232F215EC37378F62AF6A157DB3"
+
+
+def test_shipped_juju_key_refuses_a_document_signed_by_another_key(signed: bytes) -> None:
+    with pytest.raises(SignatureError, match="unknown key"):
+        signing.verify_clearsigned(signed, signing.juju_release_key(), source=URL)
