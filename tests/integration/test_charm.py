@@ -1,0 +1,139 @@
+"""Deploy the packed charm, point it at a small local stream, and plan an upgrade.
+
+The stream is served from this machine by Python's http.server, on the address of this machine
+that the deployed unit routes to (for a local LXD cloud, the bridge address). This is the only
+test in the project that binds to something other than 127.0.0.1, and it only runs where a
+developer has bootstrapped a Juju controller; elsewhere conftest.py skips it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import pathlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import jubilant
+import pytest
+
+APP = "upgrader"
+STREAM = "released"
+VERSIONS = ("3.6.1", "3.6.4")
+
+
+class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the stream directory and remembers which paths were asked for."""
+
+    requested: list[str]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        """Record the path instead of printing to stderr."""
+        self.requested.append(self.path)
+
+
+def write_stream(root: pathlib.Path) -> None:
+    """Write an expanded, unsigned agent stream for VERSIONS on ubuntu/amd64."""
+    items = {}
+    for version in VERSIONS:
+        data = f"not a real agent {version}\n".encode()
+        path = f"agent/juju-{version}-ubuntu-amd64.tgz"
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+        items[f"{version}-ubuntu-amd64"] = {
+            "version": version,
+            "release": "ubuntu",
+            "arch": "amd64",
+            "ftype": "tar.gz",
+            "size": len(data),
+            "path": path,
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+    content_id = f"com.ubuntu.juju:{STREAM}:agents"
+    products_path = f"streams/v1/com.ubuntu.juju-{STREAM}-agents.json"
+    products = {
+        "format": "products:1.0",
+        "content_id": content_id,
+        "products": {"com.ubuntu.juju:ubuntu:amd64": {"versions": {"20250101": {"items": items}}}},
+    }
+    index = {
+        "format": "index:1.0",
+        "index": {
+            content_id: {
+                "format": "products:1.0",
+                "datatype": "content-download",
+                "path": products_path,
+                "products": ["com.ubuntu.juju:ubuntu:amd64"],
+            }
+        },
+    }
+    (root / "streams/v1").mkdir(parents=True, exist_ok=True)
+    (root / products_path).write_text(json.dumps(products))
+    (root / "streams/v1/index2.json").write_text(json.dumps(index))
+
+
+def address_towards(peer: str) -> str:
+    """This machine's address on the route to ``peer`` (a UDP connect sends no packet)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect((peer, 9))
+        return sock.getsockname()[0]
+
+
+@pytest.fixture(scope="module")
+def deployed(juju: jubilant.Juju, charm_path: pathlib.Path) -> str:
+    """Deploy the charm with its storage; return the unit's address."""
+    juju.deploy(charm_path, APP, storage={"binaries": "2G"})
+    juju.wait(lambda status: APP in status.apps and bool(status.apps[APP].units))
+    status = juju.wait(
+        lambda status: all(u.public_address for u in status.apps[APP].units.values())
+    )
+    unit = next(iter(status.apps[APP].units.values()))
+    return unit.public_address
+
+
+@pytest.fixture(scope="module")
+def stream_server(
+    deployed: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, list[str]]]:
+    """Serve a small stream where the unit can reach it; yield its URL and the request log."""
+    root = tmp_path_factory.mktemp("stream")
+    write_stream(root)
+    host = os.environ.get("UPGRADER_TEST_HOST") or address_towards(deployed)
+    requested: list[str] = []
+    handler = type("Handler", (_RecordingHandler,), {"requested": requested})
+    server = http.server.ThreadingHTTPServer(
+        (host, 0), functools.partial(handler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_active_with_local_stream(juju: jubilant.Juju, stream_server: tuple[str, list[str]]):
+    url, requested = stream_server
+    juju.config(APP, {"stream-url": url, "stream": STREAM, "architectures": "amd64"})
+    juju.wait(lambda status: jubilant.all_active(status, APP), error=jubilant.any_error)
+    assert any(path.endswith("/streams/v1/index2.json") for path in requested), requested
+
+
+def test_plan_upgrade(juju: jubilant.Juju, stream_server: tuple[str, list[str]]):
+    task = juju.run(
+        f"{APP}/0",
+        "plan-upgrade",
+        {"agent-version": VERSIONS[0], "policy": "juju-3"},
+        wait=300,
+    )
+    assert task.status == "completed", task.message
+    # Juju returns every result value as a string.
+    assert task.results["outcome"] == "upgrade"
+    assert task.results["target-version"] == VERSIONS[-1]
+    assert task.results["source"] == stream_server[0]
