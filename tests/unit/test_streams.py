@@ -1,0 +1,300 @@
+"""Reading agent simplestreams: both document shapes, index fallback, and bad documents."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from support.servers import serve_directory
+from support.streams import Agent, write_stream
+from upgrader.errors import InvalidInputError, NotFoundError, StreamError
+from upgrader.fetch import Fetcher, FetchSettings
+from upgrader.streams import (
+    check_relative_path,
+    check_stream_name,
+    check_stream_url,
+    parse_index,
+    parse_products,
+    read_stream,
+)
+from upgrader.versions import parse
+
+AGENTS = [
+    Agent("3.6.12", "amd64", date="20251105"),
+    Agent("3.6.12", "arm64", date="20251105"),
+    Agent("3.6.11", "amd64", date="20250924"),
+    Agent("3.5.7", "amd64", date="20250601"),
+    Agent("2.9.52", "amd64", date="20250301"),
+]
+
+
+def getter(settings: FetchSettings | None = None):
+    fetcher = Fetcher(settings or FetchSettings(retries=1, backoff=0.0))
+    return lambda url: fetcher.get_document(url).body
+
+
+@pytest.mark.parametrize("condensed", [False, True], ids=["expanded", "condensed"])
+def test_reads_both_shapes_over_http(tmp_path: Path, condensed: bool) -> None:
+    write_stream(tmp_path, AGENTS, condensed=condensed)
+    with serve_directory(tmp_path) as url:
+        contents = read_stream(url + "/", "released", getter())
+    assert contents.base_url == url
+    assert contents.index_url == f"{url}/streams/v1/index2.json"
+    assert contents.products_url == f"{url}/streams/v1/com.ubuntu.juju-released-agents.json"
+    assert contents.verified is False
+    got = {(str(e.version), e.os, e.arch) for e in contents.entries}
+    assert got == {(a.version, a.os, a.arch) for a in AGENTS}
+    entry = next(e for e in contents.entries if str(e.binary) == "3.6.12-ubuntu-arm64")
+    data = Agent("3.6.12", "arm64").data
+    assert entry.size == len(data)
+    assert (tmp_path / entry.path).read_bytes() == data
+    assert contents.url_of(entry) == f"{url}/{entry.path}"
+    expected_path = (
+        "agent/3.6.12/juju-3.6.12-linux-arm64.tgz" if condensed
+        else "released/juju-3.6.12-ubuntu-arm64.tgz"
+    )
+    assert entry.path == expected_path
+    assert contents.available("ubuntu", ["arm64"]) == {parse("3.6.12"): {"arm64"}}
+    assert len(contents.available("ubuntu", ["amd64", "arm64"])) == 4
+    assert contents.available("centos", ["amd64"]) == {}
+
+
+def test_reads_file_url_and_falls_back_to_index_json(tmp_path: Path) -> None:
+    write_stream(tmp_path, AGENTS, index_name="index.json")
+    contents = read_stream(tmp_path.as_uri(), "released", getter())
+    assert contents.index_url.endswith("streams/v1/index.json")
+    assert len(contents.entries) == 5
+
+
+def test_other_streams(tmp_path: Path) -> None:
+    write_stream(tmp_path, [Agent("3.7-beta1")], stream="devel")
+    contents = read_stream(tmp_path.as_uri(), "devel", getter())
+    assert [str(e.version) for e in contents.entries] == ["3.7-beta1"]
+    with pytest.raises(NotFoundError, match="no content id com.ubuntu.juju:released:agents"):
+        read_stream(tmp_path.as_uri(), "released", getter())
+
+
+def test_no_index_at_all(tmp_path: Path) -> None:
+    with serve_directory(tmp_path) as url:
+        with pytest.raises(NotFoundError) as exc:
+            read_stream(url, "released", getter())
+    assert "index2.json" in str(exc.value) and "index.json" in str(exc.value)
+
+
+def test_newest_date_wins(tmp_path: Path) -> None:
+    old = Agent("3.6.1", date="20250101", content=b"old")
+    new = Agent("3.6.1", date="20250202", content=b"new!")
+    write_stream(tmp_path, [old], index_name="index2.json")
+    doc = json.loads((tmp_path / "streams/v1/com.ubuntu.juju-released-agents.json").read_text())
+    versions = doc["products"]["com.ubuntu.juju:ubuntu:amd64"]["versions"]
+    versions["20250202"] = copy.deepcopy(versions["20250101"])
+    versions["20250202"]["items"]["3.6.1-ubuntu-amd64"]["size"] = 4
+    (entry,) = parse_products(json.dumps(doc).encode(), "u", "released")
+    assert (entry.date, entry.size) == ("20250202", len(new.data))
+
+
+def test_inheritance_lower_level_wins() -> None:
+    doc = {
+        "format": "products:1.0",
+        "arch": "s390x",
+        "release": "ubuntu",
+        "products": {
+            "com.ubuntu.juju:ubuntu:amd64": {
+                "arch": "amd64",
+                "versions": {
+                    "20250101": {
+                        "version": "3.6.1",
+                        "items": {
+                            "a": {"size": 1, "path": "a.tgz", "sha256": "a" * 64},
+                            "b": {"size": 2, "path": "b.tgz", "sha256": "B" * 64,
+                                  "version": "3.6.2", "arch": "arm64"},
+                        },
+                    }
+                },
+            }
+        },
+    }
+    entries = parse_products(json.dumps(doc).encode(), "u", "released")
+    assert {str(e.binary) for e in entries} == {"3.6.1-ubuntu-amd64", "3.6.2-ubuntu-arm64"}
+    assert {e.sha256 for e in entries} == {"a" * 64, "b" * 64}
+
+
+def test_release_and_arch_default_from_product_id() -> None:
+    doc = {"format": "products:1.0", "products": {"com.ubuntu.juju:ubuntu:arm64": {"versions": {
+        "d": {"items": {"i": {"version": "3.6.1", "size": 1, "path": "p", "sha256": "0" * 64}}}}}}}
+    (entry,) = parse_products(json.dumps(doc).encode(), "u", "released")
+    assert str(entry.binary) == "3.6.1-ubuntu-arm64"
+
+
+def test_non_tarball_items_are_skipped() -> None:
+    doc = {"format": "products:1.0", "products": {"com.ubuntu.juju:ubuntu:amd64": {"versions": {
+        "d": {"items": {"i": {"version": "3.6.1", "size": 1, "path": "p.txt", "sha256": "0" * 64,
+                              "ftype": "txt"}}}}}}}
+    assert parse_products(json.dumps(doc).encode(), "u", "released") == []
+
+
+# Bad documents: each is a StreamError naming the URL and what is wrong.
+
+GOOD_ITEM = {"version": "3.6.1", "arch": "amd64", "release": "ubuntu", "size": 10,
+             "path": "released/juju-3.6.1-ubuntu-amd64.tgz", "sha256": "0" * 64}
+
+
+def products_with(item: dict[str, Any]) -> bytes:
+    return json.dumps({"format": "products:1.0", "products": {"com.ubuntu.juju:ubuntu:amd64": {
+        "versions": {"20250101": {"items": {"3.6.1-ubuntu-amd64": item}}}}}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": None}, "missing version"),
+        ({"path": None}, "missing path"),
+        ({"sha256": None}, "missing sha256"),
+        ({"size": None}, "missing size"),
+        ({"size": -1}, "size must be a non-negative integer"),
+        ({"size": "10"}, "size must be a non-negative integer"),
+        ({"size": 1.5}, "size must be a non-negative integer"),
+        ({"size": True}, "size must be a non-negative integer"),
+        ({"sha256": "xyz"}, "sha256 must be 64 hex digits"),
+        ({"version": "3.6"}, "invalid version '3.6'"),
+        ({"version": "v3.6.1"}, "invalid version 'v3.6.1'"),
+        ({"path": "/etc/passwd"}, "must be relative"),
+        ({"path": "../../etc/passwd"}, "must be relative"),
+        ({"path": "released/../../x.tgz"}, "must be relative"),
+        ({"path": "http://evil.example/x.tgz"}, "must be relative"),
+        ({"path": "//evil.example/x.tgz"}, "must be relative"),
+        ({"path": "file:///etc/passwd"}, "must be relative"),
+        ({"path": "a\\..\\b"}, "must be relative"),
+        ({"path": ""}, "non-empty string"),
+        ({"arch": "amd-64"}, "arch 'amd-64' is not valid"),
+    ],
+)
+def test_bad_items(change: dict[str, Any], message: str) -> None:
+    item = {k: v for k, v in {**GOOD_ITEM, **change}.items() if v is not None}
+    with pytest.raises(StreamError) as exc:
+        parse_products(products_with(item), "http://h/streams/v1/p.json", "released")
+    assert message in str(exc.value)
+    assert "http://h/streams/v1/p.json" in str(exc.value)
+    assert "3.6.1-ubuntu-amd64" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[]", "expected a JSON object"),
+        (b'{"format": "products:2.0"}', "format is 'products:2.0', expected 'products:1.0'"),
+        (b'{"format": "products:1.0", "products": []}', "'products' must be an object"),
+        (b'{"format": "products:1.0", "products": {"p": []}}', "must be an object"),
+        (b'{"format": "products:1.0", "products": {"p": {"versions": {"d": {"items": 3}}}}}',
+         "'items' must be an object"),
+        (b'{"format": "products:1.0", "content_id": "com.ubuntu.juju:devel:agents"}',
+         "content_id is 'com.ubuntu.juju:devel:agents'"),
+    ],
+)
+def test_bad_products_documents(body: bytes, message: str) -> None:
+    with pytest.raises(StreamError, match="^http://h/p.json: ") as exc:
+        parse_products(body, "http://h/p.json", "released")
+    assert message in str(exc.value)
+
+
+INDEX = {"format": "index:1.0", "index": {"com.ubuntu.juju:released:agents": {
+    "format": "products:1.0", "datatype": "content-download",
+    "path": "streams/v1/com.ubuntu.juju-released-agents.json", "products": []}}}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format": "index:2.0"}, "format is 'index:2.0', expected 'index:1.0'"),
+        ({"index": []}, "'index' must be an object"),
+        ({"index": {}}, "no content id com.ubuntu.juju:released:agents"),
+        ({"entry": {"datatype": "image-ids"}}, "datatype 'image-ids', expected 'content-download'"),
+        ({"entry": {"format": "products:9"}}, "has format 'products:9'"),
+        ({"entry": {"path": "../x.json"}}, "must be relative"),
+        ({"entry": {"path": None}}, "non-empty string"),
+    ],
+)
+def test_bad_index_documents(change: dict[str, Any], message: str) -> None:
+    doc = copy.deepcopy(INDEX)
+    entry = doc["index"]["com.ubuntu.juju:released:agents"]
+    entry.update(change.pop("entry", {}))
+    doc.update(change)
+    with pytest.raises(StreamError, match="^http://h/i.json: ") as exc:
+        parse_index(json.dumps(doc).encode(), "http://h/i.json", "released")
+    assert message in str(exc.value)
+
+
+def test_index_lists_other_content_ids_when_stream_missing() -> None:
+    doc = copy.deepcopy(INDEX)
+    doc["index"] = {"com.ubuntu.juju:released:tools": doc["index"]["com.ubuntu.juju:released:agents"]}
+    with pytest.raises(NotFoundError, match="it lists: com.ubuntu.juju:released:tools"):
+        parse_index(json.dumps(doc).encode(), "u", "released")
+
+
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=20,
+))
+def test_random_json_only_gives_entries_or_stream_errors(doc: Any) -> None:
+    body = json.dumps(doc).encode()
+    for parser in (parse_products, parse_index):
+        try:
+            parser(body, "u", "released")
+        except StreamError:
+            pass
+
+
+item_values = st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=10), st.just("../x"),
+                        st.just("3.6.1"), st.just("f" * 64), st.lists(st.integers(), max_size=2))
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(sorted(GOOD_ITEM) + ["ftype", "md5"]), item_values, max_size=6))
+def test_mutated_items_only_give_entries_or_stream_errors(mutation: dict[str, Any]) -> None:
+    item = {**GOOD_ITEM, **mutation}
+    try:
+        entries = parse_products(products_with(item), "u", "released")
+    except StreamError:
+        return
+    for entry in entries:
+        assert entry.size >= 0
+        assert len(entry.sha256) == 64
+        check_relative_path(entry.path, where="t")
+
+
+# Input validation helpers
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://h/x", "streams.canonical.com/juju/tools", "http://", "file://relative/x", "",
+     "https://h/a b"],
+)
+def test_bad_stream_urls(url: str) -> None:
+    with pytest.raises(InvalidInputError, match="invalid stream-url") as exc:
+        check_stream_url(url)
+    assert "http://, https:// or file:///" in str(exc.value)
+
+
+def test_stream_url_trailing_slash_dropped() -> None:
+    assert check_stream_url("https://h/juju/tools/") == "https://h/juju/tools"
+    assert check_stream_url("file:///srv/tools") == "file:///srv/tools"
+
+
+@pytest.mark.parametrize("name", ["", "Released", "rel eased", "../x", "-x"])
+def test_bad_stream_names(name: str) -> None:
+    with pytest.raises(InvalidInputError, match="invalid stream"):
+        check_stream_name(name)
+
+
+def test_custom_stream_names_allowed() -> None:
+    assert check_stream_name("revision-build-4415") == "revision-build-4415"
