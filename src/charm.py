@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""The upgrader charm: event wiring around the ops-free ``upgrader`` package in lib/."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import ops
+
+from upgrader.errors import InvalidInputError, TransientError, UpgraderError
+from upgrader.fetch import Fetcher, FetchSettings
+from upgrader.plan import PlanRequest, make_plan, plan_results
+from upgrader.selection import Outcome, Policy
+from upgrader.settings import Settings
+from upgrader.streams import StreamContents, read_stream
+from upgrader.versions import Version, parse_lenient
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanParams:
+    """The ``plan-upgrade`` action parameters (versions in any form a person types)."""
+
+    agent_version: str = ""
+    client_version: str = ""
+    target_version: str = ""
+    policy: str = ""
+
+
+class UpgraderCharm(ops.CharmBase):
+    """Plans controller agent upgrades from a simplestreams source."""
+
+    _stored = ops.StoredState()
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._stored.set_default(stream_error="", stream_transient=False, planned="")
+        framework.observe(self.on.config_changed, self._on_config_changed)
+        framework.observe(self.on["plan-upgrade"].action, self._on_plan_upgrade)
+        framework.observe(self.on.collect_unit_status, self._on_collect_status)
+
+    def _on_config_changed(self, _: ops.ConfigChangedEvent) -> None:
+        """Check that the configured stream can be read, so a bad source shows at once."""
+        try:
+            settings = self.load_config(Settings)
+        except ValueError:
+            return  # collect-status reports the option and the accepted values
+        self._read_stream(settings)
+
+    def _on_plan_upgrade(self, event: ops.ActionEvent) -> None:
+        try:
+            settings = self.load_config(Settings)
+        except ValueError as exc:
+            event.fail(f"invalid config: {exc}")
+            return
+        params = event.load_params(PlanParams, errors="fail")
+        try:
+            request = self._plan_request(params, settings)
+        except InvalidInputError as exc:
+            event.fail(str(exc))
+            return
+        contents = self._read_stream(settings)
+        if contents is None:
+            event.fail(str(self._stored.stream_error))
+            return
+        try:
+            selection = make_plan(contents, request)
+        except UpgraderError as exc:
+            event.fail(str(exc))
+            return
+        self._stored.planned = (
+            str(selection.target) if selection.outcome is Outcome.UPGRADE else ""
+        )
+        event.set_results(plan_results(selection, contents))
+
+    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
+        try:
+            self.load_config(Settings)
+        except ValueError as exc:
+            event.add_status(ops.BlockedStatus(f"invalid config: {exc}"))
+        if self._stored.stream_error:
+            status = ops.MaintenanceStatus if self._stored.stream_transient else ops.BlockedStatus
+            event.add_status(status(str(self._stored.stream_error)))
+        message = f"agent {self.model.juju_version}"
+        if self._stored.planned:
+            message += f"; upgrade target {self._stored.planned}"
+        event.add_status(ops.ActiveStatus(message))
+
+    def _plan_request(self, params: PlanParams, settings: Settings) -> PlanRequest:
+        agent_text = params.agent_version or str(self.model.juju_version)
+        return PlanRequest(
+            agent=_version(agent_text, "agent-version"),
+            client=_version(params.client_version, "client-version"),
+            target=_version(params.target_version, "target-version"),
+            policy=Policy.parse(params.policy, option="policy")
+            if params.policy
+            else settings.policy,
+            os_name=settings.agent_os,
+            architectures=settings.arch_list,
+        )
+
+    def _read_stream(self, settings: Settings) -> StreamContents | None:
+        """Read the stream, recording any failure for the unit status."""
+        fetcher = Fetcher(FetchSettings.from_charm_environ(os.environ))
+        try:
+            contents = read_stream(
+                settings.stream_url, settings.stream, lambda url: fetcher.get_document(url).body
+            )
+        except UpgraderError as exc:
+            logger.warning("cannot read agent stream: %s", exc)
+            self._stored.stream_error = f"cannot read agent stream: {exc}"
+            self._stored.stream_transient = isinstance(exc, TransientError)
+            return None
+        self._stored.stream_error = ""
+        self._stored.stream_transient = False
+        return contents
+
+
+def _version(text: str, option: str) -> Version | None:
+    if not text:
+        return None
+    try:
+        return parse_lenient(text)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{option}: {exc}") from None
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(UpgraderCharm)

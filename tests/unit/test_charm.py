@@ -1,0 +1,159 @@
+"""The charm, driven by Scenario: config, status and the plan-upgrade action."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import ops
+import pytest
+from ops import testing
+
+from support.servers import serve_directory
+from support.streams import Agent, write_stream
+
+AGENTS = [
+    Agent("3.6.12", "amd64"),
+    Agent("3.6.12", "arm64"),
+    Agent("3.6.9", "amd64"),
+    Agent("3.6.8", "amd64"),
+    Agent("3.7.0", "amd64"),
+    Agent("2.9.52", "amd64"),
+]
+
+
+@pytest.fixture
+def stream_url(tmp_path: Path) -> Iterator[str]:
+    write_stream(tmp_path, AGENTS)
+    with serve_directory(tmp_path) as url:
+        yield url
+
+
+def run_plan(ctx, config: dict, params: dict | None = None) -> tuple[dict, testing.State]:
+    state = ctx.run(ctx.on.action("plan-upgrade", params=params or {}), testing.State(config=config))
+    return ctx.action_results, state
+
+
+def test_plan_upgrade_defaults_to_unit_agent_version(ctx, stream_url: str) -> None:
+    results, state = run_plan(ctx, {"stream-url": stream_url})
+    assert results == {
+        "outcome": "upgrade",
+        "agent-version": "3.6.8",
+        "target-version": "3.7.0",
+        "policy": "documented",
+        "reason": "newest version of the next minor 3.7",
+        "available": "3.7.0, 3.6.12, 3.6.9",
+        "next-steps": "juju upgrade-controller --agent-version 3.7.0",
+        "source": stream_url,
+        "verified": "false",
+    }
+    assert state.unit_status == ops.ActiveStatus("agent 3.6.8; upgrade target 3.7.0")
+
+
+def test_plan_upgrade_with_client_and_policy(ctx, stream_url: str) -> None:
+    results, _ = run_plan(
+        ctx,
+        {"stream-url": stream_url, "selection-policy": "juju-3"},
+        {"agent-version": "3.6.9", "client-version": "3.6.12"},
+    )
+    assert results["target-version"] == "3.6.12"
+    assert results["client-version"] == "3.6.12"
+    assert results["policy"] == "juju-3"
+    assert "3.7.0 is available" in results["reason"]
+    assert "juju migrate" in results["next-steps"]
+
+
+def test_policy_param_overrides_config(ctx, stream_url: str) -> None:
+    results, _ = run_plan(ctx, {"stream-url": stream_url}, {"policy": "juju-3"})
+    assert (results["policy"], results["target-version"]) == ("juju-3", "3.6.12")
+
+
+def test_plan_upgrade_up_to_date(ctx, stream_url: str) -> None:
+    results, state = run_plan(ctx, {"stream-url": stream_url}, {"agent-version": "3.7.0"})
+    assert results["outcome"] == "up-to-date"
+    assert results["target-version"] == "3.7.0"
+    assert results["reason"] == "no upgrades available"
+    assert results["available"] == ""
+    assert state.unit_status == ops.ActiveStatus("agent 3.6.8")
+
+
+def test_plan_upgrade_names_missing_architecture(ctx, stream_url: str) -> None:
+    results, _ = run_plan(ctx, {"stream-url": stream_url, "architectures": "amd64 arm64"})
+    assert results["target-version"] == "3.7.0"
+    assert "3.7.0 has no agent binary for arm64" in results["reason"]
+
+
+def test_plan_upgrade_explicit_target(ctx, stream_url: str) -> None:
+    results, _ = run_plan(ctx, {"stream-url": stream_url}, {"target-version": "3.6.12"})
+    assert results["target-version"] == "3.6.12"
+    assert results["reason"] == "explicit target-version 3.6.12"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"target-version": "3.6.10"}, "no matching agent versions available"),
+        ({"target-version": "3.5.0"}, "cannot change version from 3.6.8 to lower version 3.5.0"),
+        ({"agent-version": "v3.6"}, "agent-version: invalid version 'v3.6'"),
+        ({"client-version": "3.6.x"}, "client-version: invalid version '3.6.x'"),
+        ({"target-version": "3.6.12 "}, "target-version: invalid version '3.6.12 '"),
+        ({"agent-version": "2.9.52", "client-version": "3.6.12"}, "no matching agent versions available"),
+    ],
+)
+def test_plan_upgrade_failures(ctx, stream_url: str, params: dict, message: str) -> None:
+    with pytest.raises(testing.ActionFailed) as exc:
+        run_plan(ctx, {"stream-url": stream_url}, params)
+    assert exc.value.message.startswith(message) or message in exc.value.message
+
+
+def test_bad_policy_param(ctx, stream_url: str) -> None:
+    # Juju enforces the enum; the charm still gives a clear message if it gets through.
+    with pytest.raises(testing.ActionFailed, match="invalid policy 'newest'"):
+        run_plan(ctx, {"stream-url": stream_url}, {"policy": "newest"})
+
+
+def test_unreachable_stream_fails_action_and_blocks(ctx, tmp_path: Path) -> None:
+    url = (tmp_path / "nothing").as_uri()
+    with pytest.raises(testing.ActionFailed) as exc:
+        run_plan(ctx, {"stream-url": url})
+    assert "cannot read agent stream: no agent metadata at" in exc.value.message
+    status = exc.value.state.unit_status
+    assert isinstance(status, ops.BlockedStatus)
+    assert "no agent metadata at" in status.message
+
+
+def test_bad_document_blocks_on_config_changed(ctx, tmp_path: Path) -> None:
+    (tmp_path / "streams/v1").mkdir(parents=True)
+    (tmp_path / "streams/v1/index2.json").write_text("{oops")
+    state = ctx.run(ctx.on.config_changed(), testing.State(config={"stream-url": tmp_path.as_uri()}))
+    assert isinstance(state.unit_status, ops.BlockedStatus)
+    assert "not valid JSON" in state.unit_status.message
+
+
+def test_stream_recovers_after_fix(ctx, tmp_path: Path) -> None:
+    bad = testing.State(config={"stream-url": tmp_path.as_uri()})
+    state = ctx.run(ctx.on.config_changed(), bad)
+    assert isinstance(state.unit_status, ops.BlockedStatus)
+    write_stream(tmp_path, AGENTS)
+    state = ctx.run(ctx.on.config_changed(), state)
+    assert state.unit_status == ops.ActiveStatus("agent 3.6.8")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"selection-policy": "newest"}, "invalid selection-policy 'newest': use one of documented, juju-2.9, juju-3"),
+        ({"stream-url": "streams.canonical.com"}, "invalid stream-url 'streams.canonical.com'"),
+        ({"stream": "Released"}, "invalid stream 'Released'"),
+        ({"architectures": "  "}, "invalid architectures '  '"),
+        ({"agent-os": "Ubuntu!"}, "invalid agent-os 'Ubuntu!'"),
+    ],
+)
+def test_bad_config_blocks_and_action_refuses(ctx, config: dict, message: str) -> None:
+    state = ctx.run(ctx.on.config_changed(), testing.State(config=config))
+    assert isinstance(state.unit_status, ops.BlockedStatus)
+    assert message in state.unit_status.message
+    with pytest.raises(testing.ActionFailed) as exc:
+        ctx.run(ctx.on.action("plan-upgrade"), testing.State(config=config))
+    assert exc.value.message.startswith("invalid config: ")
+    assert message in exc.value.message
