@@ -26,8 +26,6 @@ PRODUCTS_FORMAT = "products:1.0"
 DATATYPE = "content-download"
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _STREAM_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*\Z")
-# Fields that inherit down the tree (any string field does in python-simplestreams).
-_INHERITED_SCALARS = (str, int)
 
 
 def content_id(stream: str) -> str:
@@ -57,7 +55,7 @@ def check_stream_url(url: str, *, option: str = "stream-url") -> str:
         parts is None
         or parts.scheme not in ("http", "https", "file")
         or (parts.scheme != "file" and not parts.netloc)
-        or (parts.scheme == "file" and not parts.path.startswith("/"))
+        or (parts.scheme == "file" and (parts.netloc not in ("", "localhost") or not parts.path))
         or any(c.isspace() for c in url)
     ):
         raise InvalidInputError(
@@ -210,11 +208,12 @@ def parse_index(body: bytes, url: str, stream: str) -> str:
 
 
 def _scalars(node: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in node.items()
-        if isinstance(v, _INHERITED_SCALARS) and not isinstance(v, bool)
-    }
+    """The fields of one level that its children inherit: everything but objects and lists.
+
+    (python-simplestreams inherits every string field; we pass down numbers too, so that a
+    malformed size is reported as such rather than as missing.)
+    """
+    return {k: v for k, v in node.items() if not isinstance(v, (dict, list))}
 
 
 def _children(node: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
