@@ -36,6 +36,7 @@ class UpgraderCharm(ops.CharmBase):
     _stored = ops.StoredState()
 
     def __init__(self, framework: ops.Framework):
+        """Observe the events this charm handles."""
         super().__init__(framework)
         self._stored.set_default(stream_error="", stream_transient=False, planned="")
         framework.observe(self.on.config_changed, self._on_config_changed)
@@ -90,11 +91,10 @@ class UpgraderCharm(ops.CharmBase):
         event.add_status(ops.ActiveStatus(message))
 
     def _plan_request(self, params: PlanParams, settings: Settings) -> PlanRequest:
-        agent_text = params.agent_version or str(self.model.juju_version)
         return PlanRequest(
-            agent=_version(agent_text, "agent-version"),
-            client=_version(params.client_version, "client-version"),
-            target=_version(params.target_version, "target-version"),
+            agent=_version(params.agent_version or str(self.model.juju_version), "agent-version"),
+            client=_optional_version(params.client_version, "client-version"),
+            target=_optional_version(params.target_version, "target-version"),
             policy=Policy.parse(params.policy, option="policy")
             if params.policy
             else settings.policy,
@@ -119,9 +119,11 @@ class UpgraderCharm(ops.CharmBase):
         return contents
 
 
-def _version(text: str, option: str) -> Version | None:
-    if not text:
-        return None
+def _optional_version(text: str, option: str) -> Version | None:
+    return _version(text, option) if text else None
+
+
+def _version(text: str, option: str) -> Version:
     try:
         return parse_lenient(text)
     except InvalidInputError as exc:

@@ -40,9 +40,7 @@ class Policy(enum.Enum):
             return cls(text)
         except ValueError:
             accepted = ", ".join(p.value for p in cls)
-            raise InvalidInputError(
-                f"invalid {option} {text!r}: use one of {accepted}"
-            ) from None
+            raise InvalidInputError(f"invalid {option} {text!r}: use one of {accepted}") from None
 
 
 class Outcome(enum.Enum):
@@ -201,7 +199,10 @@ def _documented(versions: list[Version], agent: Version, client: Version | None)
     # Majors differ: the client's own version, which must be available.
     if client not in versions:
         raise SelectionError(NO_MATCHING)
-    reason = f"agent major {agent.major} differs from client major {client.major}: use the client's version"
+    reason = (
+        f"agent major {agent.major} differs from client major {client.major}: "
+        "use the client's version"
+    )
     return client, reason, (), [v for v in versions if v.major == client.major]
 
 

@@ -171,9 +171,7 @@ def _load_json(body: bytes, url: str) -> dict[str, Any]:
 
 def _check_format(doc: Mapping[str, Any], expected: str, url: str) -> None:
     if doc.get("format") != expected:
-        raise StreamError(
-            f"{url}: format is {doc.get('format')!r}, expected {expected!r}"
-        )
+        raise StreamError(f"{url}: format is {doc.get('format')!r}, expected {expected!r}")
 
 
 def parse_index(body: bytes, url: str, stream: str) -> str:
@@ -224,7 +222,9 @@ def _children(node: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
 
 
 def _item_entry(flat: Mapping[str, Any], where: str, date: str) -> AgentEntry:
-    missing = [k for k in ("version", "arch", "release", "size", "path", "sha256") if k not in flat]
+    missing = [
+        k for k in ("version", "arch", "release", "size", "path", "sha256") if k not in flat
+    ]
     if missing:
         raise StreamError(f"{where}: missing {', '.join(missing)}")
     size = flat["size"]
@@ -234,7 +234,12 @@ def _item_entry(flat: Mapping[str, Any], where: str, date: str) -> AgentEntry:
     if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
         raise StreamError(f"{where}: sha256 must be 64 hex digits, got {sha256!r}")
     for key in ("version", "arch", "release"):
-        if not isinstance(flat[key], str) or not flat[key] or "-" in flat[key] and key != "version":
+        if (
+            not isinstance(flat[key], str)
+            or not flat[key]
+            or "-" in flat[key]
+            and key != "version"
+        ):
             raise StreamError(f"{where}: {key} {flat[key]!r} is not valid")
     try:
         number = parse(flat["version"])

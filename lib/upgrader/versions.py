@@ -195,6 +195,5 @@ def parse_binary(text: str) -> BinaryVersion:
         return BinaryVersion(parse(match.group(1)), match.group(2), match.group(3))
     except InvalidInputError:
         raise InvalidInputError(
-            f"invalid binary version {text!r}: use <version>-<os>-<arch>, "
-            "e.g. 3.6.12-ubuntu-amd64"
+            f"invalid binary version {text!r}: use <version>-<os>-<arch>, e.g. 3.6.12-ubuntu-amd64"
         ) from None

@@ -64,8 +64,10 @@ def write_stream(
     products: dict[str, dict] = {}
     for agent in agents:
         data = agent.data
-        path = agent.official_path if condensed else (
-            f"{stream}/juju-{agent.version}-{agent.os}-{agent.arch}.tgz"
+        path = (
+            agent.official_path
+            if condensed
+            else (f"{stream}/juju-{agent.version}-{agent.os}-{agent.arch}.tgz")
         )
         if write_tarballs:
             (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -88,17 +90,27 @@ def write_stream(
                 item["version"] = agent.version
             item["md5"] = hashlib.md5(data).hexdigest()  # noqa: S324 - published field
         else:
-            product = products.setdefault(pid, {"version": agent.version, "arch": agent.arch,
-                                                "versions": {}})
+            product = products.setdefault(
+                pid, {"version": agent.version, "arch": agent.arch, "versions": {}}
+            )
             date_entry = product["versions"].setdefault(agent.date, {"items": {}})
-            item = {"release": agent.os, "version": agent.version, "arch": agent.arch,
-                    **item, "ftype": "tar.gz"}
+            item = {
+                "release": agent.os,
+                "version": agent.version,
+                "arch": agent.arch,
+                **item,
+                "ftype": "tar.gz",
+            }
         date_entry["items"][f"{agent.version}-{agent.os}-{agent.arch}"] = item
     cid = f"com.ubuntu.juju:{stream}:agents"
     products_path = f"streams/v1/com.ubuntu.juju-{stream}-agents.json"
     updated = "Wed, 05 Nov 2025 12:00:00 +0000"
-    products_doc = {"products": products, "updated": updated, "format": "products:1.0",
-                    "content_id": cid}
+    products_doc = {
+        "products": products,
+        "updated": updated,
+        "format": "products:1.0",
+        "content_id": cid,
+    }
     index_doc = {
         "index": {
             cid: {

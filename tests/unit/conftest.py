@@ -17,17 +17,13 @@ def _load(name: str) -> dict:
     return yaml.safe_load((ROOT / name).read_text())
 
 
-@pytest.fixture(scope="session")
-def charm_meta() -> dict[str, dict]:
-    """charmcraft.yaml, actions.yaml and config.yaml, as charmcraft merges them."""
-    return {
-        "meta": _load("charmcraft.yaml"),
-        "actions": _load("actions.yaml"),
-        "config": _load("config.yaml"),
-    }
-
-
 @pytest.fixture
-def ctx(charm_meta: dict[str, dict]) -> testing.Context[UpgraderCharm]:
+def ctx() -> testing.Context[UpgraderCharm]:
     """Scenario reads only charmcraft.yaml when it has the metadata: pass all three files."""
-    return testing.Context(UpgraderCharm, juju_version="3.6.8", **charm_meta)
+    return testing.Context(
+        UpgraderCharm,
+        meta=_load("charmcraft.yaml"),
+        actions=_load("actions.yaml"),
+        config=_load("config.yaml"),
+        juju_version="3.6.8",
+    )

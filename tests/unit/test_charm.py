@@ -30,7 +30,9 @@ def stream_url(tmp_path: Path) -> Iterator[str]:
 
 
 def run_plan(ctx, config: dict, params: dict | None = None) -> tuple[dict, testing.State]:
-    state = ctx.run(ctx.on.action("plan-upgrade", params=params or {}), testing.State(config=config))
+    state = ctx.run(
+        ctx.on.action("plan-upgrade", params=params or {}), testing.State(config=config)
+    )
     return ctx.action_results, state
 
 
@@ -97,7 +99,10 @@ def test_plan_upgrade_explicit_target(ctx, stream_url: str) -> None:
         ({"agent-version": "v3.6"}, "agent-version: invalid version 'v3.6'"),
         ({"client-version": "3.6.x"}, "client-version: invalid version '3.6.x'"),
         ({"target-version": "3.6.12 "}, "target-version: invalid version '3.6.12 '"),
-        ({"agent-version": "2.9.52", "client-version": "3.6.13"}, "no matching agent versions available"),
+        (
+            {"agent-version": "2.9.52", "client-version": "3.6.13"},
+            "no matching agent versions available",
+        ),
     ],
 )
 def test_plan_upgrade_failures(ctx, stream_url: str, params: dict, message: str) -> None:
@@ -117,7 +122,9 @@ def test_unreachable_stream_fails_action_and_blocks(ctx, tmp_path: Path) -> None
     with pytest.raises(testing.ActionFailed) as exc:
         run_plan(ctx, {"stream-url": url})
     assert "cannot read agent stream: no agent metadata at" in exc.value.message
-    status = exc.value.state.unit_status
+    state = exc.value.state
+    assert isinstance(state, testing.State)
+    status = state.unit_status
     assert isinstance(status, ops.BlockedStatus)
     assert "no agent metadata at" in status.message
 
@@ -125,7 +132,9 @@ def test_unreachable_stream_fails_action_and_blocks(ctx, tmp_path: Path) -> None
 def test_bad_document_blocks_on_config_changed(ctx, tmp_path: Path) -> None:
     (tmp_path / "streams/v1").mkdir(parents=True)
     (tmp_path / "streams/v1/index2.json").write_text("{oops")
-    state = ctx.run(ctx.on.config_changed(), testing.State(config={"stream-url": tmp_path.as_uri()}))
+    state = ctx.run(
+        ctx.on.config_changed(), testing.State(config={"stream-url": tmp_path.as_uri()})
+    )
     assert isinstance(state.unit_status, ops.BlockedStatus)
     assert "not valid JSON" in state.unit_status.message
 
@@ -142,7 +151,10 @@ def test_stream_recovers_after_fix(ctx, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"selection-policy": "newest"}, "invalid selection-policy 'newest': use one of documented, juju-2.9, juju-3"),
+        (
+            {"selection-policy": "newest"},
+            "invalid selection-policy 'newest': use one of documented, juju-2.9, juju-3",
+        ),
         ({"stream-url": "streams.canonical.com"}, "invalid stream-url 'streams.canonical.com'"),
         ({"stream": "Released"}, "invalid stream 'Released'"),
         ({"architectures": "  "}, "invalid architectures '  '"),

@@ -85,7 +85,9 @@ def test_documented_major_differs_needs_client_version_available() -> None:
 
 
 def test_documented_client_older_major_is_a_downgrade() -> None:
-    with pytest.raises(SelectionError, match="cannot change version from 3.1.0 to lower version 2.9.5"):
+    with pytest.raises(
+        SelectionError, match="cannot change version from 3.1.0 to lower version 2.9.5"
+    ):
         select(avail("2.9.5", "3.1.0"), V("3.1.0"), client=V("2.9.5"))
 
 
@@ -106,12 +108,16 @@ def test_versions_without_any_arch_do_not_count() -> None:
 
 
 def test_juju29_prerelease_of_next_minor_counts() -> None:
-    result = select(avail("2.1-dev1", "2.2.0", "2.2.5", "2.3.3"), V("2.0.0"), policy=Policy.JUJU_2_9)
+    result = select(
+        avail("2.1-dev1", "2.2.0", "2.2.5", "2.3.3"), V("2.0.0"), policy=Policy.JUJU_2_9
+    )
     assert result.target == V("2.1-dev1")
 
 
 def test_juju29_newest_of_next_minor() -> None:
-    result = select(avail("2.9.1", "2.10-beta1", "2.10.2", "2.11.0"), V("2.9.0"), policy=Policy.JUJU_2_9)
+    result = select(
+        avail("2.9.1", "2.10-beta1", "2.10.2", "2.11.0"), V("2.9.0"), policy=Policy.JUJU_2_9
+    )
     assert result.target == V("2.10.2")
 
 
@@ -130,7 +136,9 @@ def test_juju29_cross_major_nothing_fits() -> None:
 
 
 def test_juju29_cross_major_agent_already_newest_is_up_to_date() -> None:
-    result = select(avail("2.9.40", "3.1.0"), V("2.9.40"), client=V("3.1.0"), policy=Policy.JUJU_2_9)
+    result = select(
+        avail("2.9.40", "3.1.0"), V("2.9.40"), client=V("3.1.0"), policy=Policy.JUJU_2_9
+    )
     assert result.outcome is Outcome.UP_TO_DATE
 
 
@@ -193,7 +201,9 @@ def test_explicit_target_missing(policy: Policy) -> None:
 
 @pytest.mark.parametrize("policy", list(Policy))
 def test_explicit_target_lower(policy: Policy) -> None:
-    with pytest.raises(SelectionError, match="^cannot change version from 3.6.4 to lower version 3.6.1$"):
+    with pytest.raises(
+        SelectionError, match="^cannot change version from 3.6.4 to lower version 3.6.1$"
+    ):
         select(avail("3.6.1", "3.6.4"), V("3.6.4"), target=V("3.6.1"), policy=policy)
 
 
@@ -217,7 +227,9 @@ def test_juju3_explicit_target_other_minor_is_blocked_like_juju() -> None:
     with pytest.raises(SelectionError) as exc:
         select(avail("3.9.99"), V("3.6.1"), target=V("3.9.99"), policy=Policy.JUJU_3)
     assert str(exc.value).startswith('cannot upgrade to "3.9.99" due to issues with these models')
-    assert "upgrading a controller to a newer major.minor version 3.9 not supported" in str(exc.value)
+    assert "upgrading a controller to a newer major.minor version 3.9 not supported" in str(
+        exc.value
+    )
 
 
 def test_juju3_explicit_target_other_major() -> None:
@@ -239,7 +251,10 @@ def test_documented_explicit_target_may_cross_major() -> None:
 
 def test_policy_parse() -> None:
     assert Policy.parse("juju-3") is Policy.JUJU_3
-    with pytest.raises(InvalidInputError, match="invalid selection-policy 'juju3': use one of documented, juju-2.9, juju-3"):
+    with pytest.raises(
+        InvalidInputError,
+        match="invalid selection-policy 'juju3': use one of documented, juju-2.9, juju-3",
+    ):
         Policy.parse("juju3", option="selection-policy")
 
 

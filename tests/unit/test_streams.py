@@ -56,7 +56,8 @@ def test_reads_both_shapes_over_http(tmp_path: Path, condensed: bool) -> None:
     assert (tmp_path / entry.path).read_bytes() == data
     assert contents.url_of(entry) == f"{url}/{entry.path}"
     expected_path = (
-        "agent/3.6.12/juju-3.6.12-linux-arm64.tgz" if condensed
+        "agent/3.6.12/juju-3.6.12-linux-arm64.tgz"
+        if condensed
         else "released/juju-3.6.12-ubuntu-arm64.tgz"
     )
     assert entry.path == expected_path
@@ -112,8 +113,13 @@ def test_inheritance_lower_level_wins() -> None:
                         "version": "3.6.1",
                         "items": {
                             "a": {"size": 1, "path": "a.tgz", "sha256": "a" * 64},
-                            "b": {"size": 2, "path": "b.tgz", "sha256": "B" * 64,
-                                  "version": "3.6.2", "arch": "arm64"},
+                            "b": {
+                                "size": 2,
+                                "path": "b.tgz",
+                                "sha256": "B" * 64,
+                                "version": "3.6.2",
+                                "arch": "arm64",
+                            },
                         },
                     }
                 },
@@ -126,28 +132,71 @@ def test_inheritance_lower_level_wins() -> None:
 
 
 def test_release_and_arch_default_from_product_id() -> None:
-    doc = {"format": "products:1.0", "products": {"com.ubuntu.juju:ubuntu:arm64": {"versions": {
-        "d": {"items": {"i": {"version": "3.6.1", "size": 1, "path": "p", "sha256": "0" * 64}}}}}}}
+    doc = {
+        "format": "products:1.0",
+        "products": {
+            "com.ubuntu.juju:ubuntu:arm64": {
+                "versions": {
+                    "d": {
+                        "items": {
+                            "i": {"version": "3.6.1", "size": 1, "path": "p", "sha256": "0" * 64}
+                        }
+                    }
+                }
+            }
+        },
+    }
     (entry,) = parse_products(json.dumps(doc).encode(), "u", "released")
     assert str(entry.binary) == "3.6.1-ubuntu-arm64"
 
 
 def test_non_tarball_items_are_skipped() -> None:
-    doc = {"format": "products:1.0", "products": {"com.ubuntu.juju:ubuntu:amd64": {"versions": {
-        "d": {"items": {"i": {"version": "3.6.1", "size": 1, "path": "p.txt", "sha256": "0" * 64,
-                              "ftype": "txt"}}}}}}}
+    doc = {
+        "format": "products:1.0",
+        "products": {
+            "com.ubuntu.juju:ubuntu:amd64": {
+                "versions": {
+                    "d": {
+                        "items": {
+                            "i": {
+                                "version": "3.6.1",
+                                "size": 1,
+                                "path": "p.txt",
+                                "sha256": "0" * 64,
+                                "ftype": "txt",
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    }
     assert parse_products(json.dumps(doc).encode(), "u", "released") == []
 
 
 # Bad documents: each is a StreamError naming the URL and what is wrong.
 
-GOOD_ITEM = {"version": "3.6.1", "arch": "amd64", "release": "ubuntu", "size": 10,
-             "path": "released/juju-3.6.1-ubuntu-amd64.tgz", "sha256": "0" * 64}
+GOOD_ITEM = {
+    "version": "3.6.1",
+    "arch": "amd64",
+    "release": "ubuntu",
+    "size": 10,
+    "path": "released/juju-3.6.1-ubuntu-amd64.tgz",
+    "sha256": "0" * 64,
+}
 
 
 def products_with(item: dict[str, Any]) -> bytes:
-    return json.dumps({"format": "products:1.0", "products": {"com.ubuntu.juju:ubuntu:amd64": {
-        "versions": {"20250101": {"items": {"3.6.1-ubuntu-amd64": item}}}}}}).encode()
+    return json.dumps(
+        {
+            "format": "products:1.0",
+            "products": {
+                "com.ubuntu.juju:ubuntu:amd64": {
+                    "versions": {"20250101": {"items": {"3.6.1-ubuntu-amd64": item}}}
+                }
+            },
+        }
+    ).encode()
 
 
 @pytest.mark.parametrize(
@@ -193,10 +242,14 @@ def test_bad_items(change: dict[str, Any], message: str) -> None:
         (b'{"format": "products:2.0"}', "format is 'products:2.0', expected 'products:1.0'"),
         (b'{"format": "products:1.0", "products": []}', "'products' must be an object"),
         (b'{"format": "products:1.0", "products": {"p": []}}', "must be an object"),
-        (b'{"format": "products:1.0", "products": {"p": {"versions": {"d": {"items": 3}}}}}',
-         "'items' must be an object"),
-        (b'{"format": "products:1.0", "content_id": "com.ubuntu.juju:devel:agents"}',
-         "content_id is 'com.ubuntu.juju:devel:agents'"),
+        (
+            b'{"format": "products:1.0", "products": {"p": {"versions": {"d": {"items": 3}}}}}',
+            "'items' must be an object",
+        ),
+        (
+            b'{"format": "products:1.0", "content_id": "com.ubuntu.juju:devel:agents"}',
+            "content_id is 'com.ubuntu.juju:devel:agents'",
+        ),
     ],
 )
 def test_bad_products_documents(body: bytes, message: str) -> None:
@@ -205,9 +258,17 @@ def test_bad_products_documents(body: bytes, message: str) -> None:
     assert message in str(exc.value)
 
 
-INDEX = {"format": "index:1.0", "index": {"com.ubuntu.juju:released:agents": {
-    "format": "products:1.0", "datatype": "content-download",
-    "path": "streams/v1/com.ubuntu.juju-released-agents.json", "products": []}}}
+INDEX = {
+    "format": "index:1.0",
+    "index": {
+        "com.ubuntu.juju:released:agents": {
+            "format": "products:1.0",
+            "datatype": "content-download",
+            "path": "streams/v1/com.ubuntu.juju-released-agents.json",
+            "products": [],
+        }
+    },
+}
 
 
 @pytest.mark.parametrize(
@@ -216,7 +277,10 @@ INDEX = {"format": "index:1.0", "index": {"com.ubuntu.juju:released:agents": {
         ({"format": "index:2.0"}, "format is 'index:2.0', expected 'index:1.0'"),
         ({"index": []}, "'index' must be an object"),
         ({"index": {}}, "no content id com.ubuntu.juju:released:agents"),
-        ({"entry": {"datatype": "image-ids"}}, "datatype 'image-ids', expected 'content-download'"),
+        (
+            {"entry": {"datatype": "image-ids"}},
+            "datatype 'image-ids', expected 'content-download'",
+        ),
         ({"entry": {"format": "products:9"}}, "has format 'products:9'"),
         ({"entry": {"path": "../x.json"}}, "must be relative"),
         ({"entry": {"path": None}}, "non-empty string"),
@@ -234,16 +298,27 @@ def test_bad_index_documents(change: dict[str, Any], message: str) -> None:
 
 def test_index_lists_other_content_ids_when_stream_missing() -> None:
     doc = copy.deepcopy(INDEX)
-    doc["index"] = {"com.ubuntu.juju:released:tools": doc["index"]["com.ubuntu.juju:released:agents"]}
+    doc["index"] = {
+        "com.ubuntu.juju:released:tools": doc["index"]["com.ubuntu.juju:released:agents"]
+    }
     with pytest.raises(NotFoundError, match="it lists: com.ubuntu.juju:released:tools"):
         parse_index(json.dumps(doc).encode(), "u", "released")
 
 
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=20,
-))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text(max_size=8),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=8), children, max_size=3)
+        ),
+        max_leaves=20,
+    )
+)
 def test_random_json_only_gives_entries_or_stream_errors(doc: Any) -> None:
     body = json.dumps(doc).encode()
     for parser in (parse_products, parse_index):
@@ -253,12 +328,21 @@ def test_random_json_only_gives_entries_or_stream_errors(doc: Any) -> None:
             pass
 
 
-item_values = st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=10), st.just("../x"),
-                        st.just("3.6.1"), st.just("f" * 64), st.lists(st.integers(), max_size=2))
+item_values = st.one_of(
+    st.none(),
+    st.integers(-5, 5),
+    st.text(max_size=10),
+    st.just("../x"),
+    st.just("3.6.1"),
+    st.just("f" * 64),
+    st.lists(st.integers(), max_size=2),
+)
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(sorted(GOOD_ITEM) + ["ftype", "md5"]), item_values, max_size=6))
+@given(
+    st.dictionaries(st.sampled_from(sorted(GOOD_ITEM) + ["ftype", "md5"]), item_values, max_size=6)
+)
 def test_mutated_items_only_give_entries_or_stream_errors(mutation: dict[str, Any]) -> None:
     item = {**GOOD_ITEM, **mutation}
     try:
@@ -276,8 +360,14 @@ def test_mutated_items_only_give_entries_or_stream_errors(mutation: dict[str, An
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://h/x", "streams.canonical.com/juju/tools", "http://", "file://relative/x", "",
-     "https://h/a b"],
+    [
+        "ftp://h/x",
+        "streams.canonical.com/juju/tools",
+        "http://",
+        "file://relative/x",
+        "",
+        "https://h/a b",
+    ],
 )
 def test_bad_stream_urls(url: str) -> None:
     with pytest.raises(InvalidInputError, match="invalid stream-url") as exc:
