@@ -1,0 +1,1068 @@
+"""Tests for upgrader.fetch against real HTTP(S) servers and a real proxy on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gzip
+import http.client
+import http.server
+import ipaddress
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from upgrader.errors import InvalidInputError, NotFoundError, StreamError, TransientError
+from upgrader.fetch import DEFAULT_MAX_DOCUMENT_BYTES, Fetcher, FetchSettings, NoProxy
+
+BLOB = bytes(range(256)) * 40  # 10240 bytes
+FAST = FetchSettings(connect_timeout=2.0, read_timeout=2.0, retries=3, backoff=0.001)
+
+Route = Callable[["Handler"], None]
+
+
+# --------------------------------------------------------------------------- test servers
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """Dispatches GETs to the routes registered on its server."""
+
+    protocol_version = "HTTP/1.1"
+    server: OriginServer  # pyright: ignore[reportIncompatibleVariableOverride]
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self.server.seen.append(Seen(self.path, dict(self.headers.items())))
+        route = self.server.routes.get(self.path.split("?")[0])
+        if route is None:
+            self.reply(404, b"no such route\n")
+        else:
+            route(self)
+
+    def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        headers = dict(headers or {})
+        headers.setdefault("Content-Length", str(len(body)))
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        """Keep test output clean."""
+
+
+@dataclass
+class Seen:
+    """One request a server received."""
+
+    path: str
+    headers: dict[str, str]
+
+
+class OriginServer(http.server.ThreadingHTTPServer):
+    """A threaded HTTP (or HTTPS) server on 127.0.0.1 whose routes each test sets."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.tls = tls
+        self.routes: dict[str, Route] = {}
+        self.seen: list[Seen] = []
+        self.release = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server_address[1]}"
+
+    def paths(self) -> list[str]:
+        return [seen.path for seen in self.seen]
+
+    def finish_request(self, request, client_address) -> None:  # noqa: ANN001 - stdlib hook
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        assert isinstance(request, socket.socket)
+        with self.tls.wrap_socket(request, server_side=True) as connection:
+            super().finish_request(connection, client_address)
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - stdlib hook
+        """Clients hang up on purpose in these tests; stay quiet."""
+
+
+class ProxyHandler(http.server.BaseHTTPRequestHandler):
+    """A minimal forward proxy for absolute-URI GETs to 127.0.0.1 (nothing else)."""
+
+    protocol_version = "HTTP/1.1"
+    server: ProxyServer  # pyright: ignore[reportIncompatibleVariableOverride]
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self.server.urls.append(self.path)
+        target = urlsplit(self.path)
+        if target.scheme != "http" or target.hostname != "127.0.0.1":
+            self.send_error(403, "this test proxy only reaches 127.0.0.1")
+            return
+        skip = {"connection", "proxy-connection", "keep-alive", "host"}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+        headers["Via"] = "1.1 test-proxy"
+        upstream = http.client.HTTPConnection("127.0.0.1", target.port or 80, timeout=5)
+        try:
+            path = target.path + (f"?{target.query}" if target.query else "")
+            upstream.request("GET", path, headers=headers)
+            response = upstream.getresponse()
+            body = response.read()
+            self.send_response(response.status, response.reason)
+            for name, value in response.getheaders():
+                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        finally:
+            upstream.close()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        """Keep test output clean."""
+
+
+class ProxyServer(http.server.ThreadingHTTPServer):
+    """The forward proxy's server; records the absolute URLs it was asked for."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+        self.urls: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@contextlib.contextmanager
+def serving(server: http.server.HTTPServer) -> Iterator[None]:
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        if isinstance(server, OriginServer):
+            server.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def origin_server() -> Iterator[OriginServer]:
+    server = OriginServer()
+    with serving(server):
+        yield server
+
+
+@pytest.fixture
+def origin(origin_server: OriginServer) -> Iterator[OriginServer]:
+    origin_server.routes.clear()
+    origin_server.seen.clear()
+    origin_server.release = threading.Event()
+    yield origin_server
+    origin_server.release.set()
+
+
+@pytest.fixture(scope="module")
+def proxy_server() -> Iterator[ProxyServer]:
+    server = ProxyServer()
+    with serving(server):
+        yield server
+
+
+@pytest.fixture
+def proxy(proxy_server: ProxyServer) -> ProxyServer:
+    proxy_server.urls.clear()
+    return proxy_server
+
+
+@pytest.fixture
+def make_fetcher() -> Iterator[Callable[..., Fetcher]]:
+    made: list[Fetcher] = []
+
+    def make(settings: FetchSettings = FAST, **kwargs: object) -> Fetcher:
+        fetcher = Fetcher(settings, **kwargs)  # type: ignore[arg-type]
+        made.append(fetcher)
+        return fetcher
+
+    yield make
+    for fetcher in made:
+        fetcher.close()
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def body(data: bytes, status: int = 200, **headers: str) -> Route:
+    def route(handler: Handler) -> None:
+        handler.reply(status, data, {k.replace("_", "-"): v for k, v in headers.items()})
+
+    return route
+
+
+def in_turn(*routes: Route) -> Route:
+    """Use each route once, in order; the last one repeats."""
+    pending = list(routes)
+
+    def route(handler: Handler) -> None:
+        (pending.pop(0) if len(pending) > 1 else pending[0])(handler)
+
+    return route
+
+
+def reset(handler: Handler) -> None:
+    """Abort the connection with a TCP RST instead of answering."""
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.close_connection = True
+    handler.connection.close()
+
+
+def stall(declared: int = 1000, sent: bytes = b"x" * 10) -> Route:
+    """Send headers and part of the body, then go silent until the test ends."""
+
+    def route(handler: Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(declared))
+        handler.end_headers()
+        handler.wfile.write(sent)
+        handler.wfile.flush()
+        handler.server.release.wait(10)
+        handler.close_connection = True
+
+    return route
+
+
+def break_off(declared: int, sent: bytes) -> Route:
+    """Send headers and part of the body, then reset the connection."""
+
+    def route(handler: Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(declared))
+        handler.end_headers()
+        handler.wfile.write(sent)
+        handler.wfile.flush()
+        time.sleep(0.05)
+        reset(handler)
+
+    return route
+
+
+def chunked(*chunks: bytes) -> Route:
+    """Answer with a chunked body and no Content-Length."""
+
+    def route(handler: Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for chunk in chunks:
+            handler.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        handler.wfile.write(b"0\r\n\r\n")
+
+    return route
+
+
+def ranged(data: bytes) -> Route:
+    """Serve ``data`` honouring ``Range: bytes=N-``."""
+
+    def route(handler: Handler) -> None:
+        wanted = handler.headers.get("Range", "")
+        if not wanted.startswith("bytes="):
+            handler.reply(200, data)
+            return
+        start = int(wanted.removeprefix("bytes=").rstrip("-"))
+        if start >= len(data):
+            handler.reply(416, b"", {"Content-Range": f"bytes */{len(data)}"})
+            return
+        headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
+        handler.reply(206, data[start:], headers)
+
+    return route
+
+
+def conditional(handler: Handler) -> None:
+    """ETag "v1" and a fixed Last-Modified; answers 304 when either condition matches."""
+    stamp = "Wed, 05 Nov 2025 12:00:00 GMT"
+    if handler.headers.get("If-None-Match") == '"v1"' or (
+        handler.headers.get("If-Modified-Since") == stamp
+    ):
+        handler.reply(304, b"", {"Content-Length": "0", "ETag": '"v1"'})
+        return
+    handler.reply(200, b'{"v": 1}', {"ETag": '"v1"', "Last-Modified": stamp})
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_charm_environ_supplies_proxies() -> None:
+    settings = FetchSettings.from_charm_environ(
+        {
+            "JUJU_CHARM_HTTP_PROXY": "http://squid.internal:3128",
+            "JUJU_CHARM_HTTPS_PROXY": "squid.internal:3129",
+            "JUJU_CHARM_NO_PROXY": "127.0.0.1,localhost,::1",
+            "HTTP_PROXY": "http://ignored:1",
+        },
+        ca_certificates=None,
+    )
+
+    assert settings.http_proxy == "http://squid.internal:3128"
+    assert settings.https_proxy == "http://squid.internal:3129"
+    assert settings.no_proxy == "127.0.0.1,localhost,::1"
+    assert (settings.retries, settings.connect_timeout, settings.read_timeout) == (3, 10.0, 60.0)
+    assert settings.max_document_bytes == DEFAULT_MAX_DOCUMENT_BYTES == 64 * 1024 * 1024
+
+
+def test_charm_environ_without_proxies() -> None:
+    settings = FetchSettings.from_charm_environ({"JUJU_CHARM_HTTP_PROXY": ""})
+
+    assert (settings.http_proxy, settings.https_proxy, settings.no_proxy) == (None, None, None)
+
+
+def test_client_environ_prefers_lower_case() -> None:
+    settings = FetchSettings.from_client_environ(
+        {
+            "HTTP_PROXY": "http://upper:1",
+            "http_proxy": "http://lower:2",
+            "HTTPS_PROXY": "http://upper:3",
+            "NO_PROXY": ".example.com",
+        }
+    )
+
+    assert settings.http_proxy == "http://lower:2"
+    assert settings.https_proxy == "http://upper:3"
+    assert settings.no_proxy == ".example.com"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"http_proxy": "socks5://proxy:1080"},
+        {"https_proxy": "http://proxy:notaport"},
+        {"retries": 0},
+        {"connect_timeout": 0},
+        {"read_timeout": -1},
+        {"backoff": -1},
+        {"max_document_bytes": 0},
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidInputError):
+        FetchSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_proxy_password_is_not_shown_in_errors() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        FetchSettings(http_proxy="ftp://user:secret@proxy:21")
+
+    assert "secret" not in str(caught.value)
+
+
+def test_backoff_doubles_and_is_capped(origin: OriginServer) -> None:
+    origin.routes["/down"] = body(b"", status=503)
+    pauses: list[float] = []
+    settings = FetchSettings(retries=6, backoff=1.0)
+
+    with Fetcher(settings, sleep=pauses.append) as fetcher, pytest.raises(TransientError):
+        fetcher.get_document(f"{origin.url}/down")
+
+    assert pauses == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert len(origin.seen) == 6
+
+
+@pytest.mark.parametrize(
+    ("spec", "host", "port", "bypass"),
+    [
+        (None, "example.com", 80, False),
+        ("", "example.com", 80, False),
+        ("*", "anything.example", 443, True),
+        ("example.com", "example.com", 80, True),
+        ("example.com", "mirror.example.com", 80, True),
+        ("example.com", "notexample.com", 80, False),
+        (".example.com", "example.com", 80, True),
+        (".example.com", "a.b.example.com", 443, True),
+        ("*.example.com", "a.example.com", 443, True),
+        ("EXAMPLE.com.", "Mirror.Example.COM", 80, True),
+        ("example.com:8080", "example.com", 8080, True),
+        ("example.com:8080", "example.com", 80, False),
+        ("10.0.0.0/8", "10.20.30.40", 80, True),
+        ("10.0.0.0/8", "11.0.0.1", 80, False),
+        ("192.168.1.5", "192.168.1.5", 80, True),
+        ("192.168.1.5:3128", "192.168.1.5", 80, False),
+        ("::1", "::1", 80, True),
+        ("[::1]:8080", "[::1]", 8080, True),
+        ("fd00::/8", "fd12::1", 443, True),
+        ("localhost, 127.0.0.1 ,::1", "127.0.0.1", 80, True),
+        ("localhost,::1", "127.0.0.1", 80, False),
+        ("10.0.0.0/8", "ten.example", 80, False),
+    ],
+)
+def test_no_proxy_matching(spec: str | None, host: str, port: int, bypass: bool) -> None:
+    assert NoProxy(spec).matches(host, port) is bypass
+
+
+def test_no_proxy_uses_the_default_port_of_the_scheme() -> None:
+    rules = NoProxy("mirror.example:443")
+
+    assert rules.matches_url("https://mirror.example/streams")
+    assert not rules.matches_url("http://mirror.example/streams")
+
+
+# --------------------------------------------------------------------------- get_document
+
+
+def test_document_is_read_with_its_validators(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = body(b'{"a": 1}', ETag='"e1"', Last_Modified="Tue, 04 Nov 2025")
+
+    document = make_fetcher().get_document(f"{origin.url}/doc")
+
+    assert document.body == b'{"a": 1}'
+    assert (document.etag, document.last_modified) == ('"e1"', "Tue, 04 Nov 2025")
+    assert not document.not_modified
+    assert document.url == f"{origin.url}/doc"
+    assert "If-None-Match" not in origin.seen[0].headers
+
+
+def test_gzip_encoded_document_is_decoded(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = body(gzip.compress(b'{"a": 2}'), Content_Encoding="gzip")
+
+    assert make_fetcher().get_document(f"{origin.url}/doc").body == b'{"a": 2}'
+
+
+@pytest.mark.parametrize("status", [404, 401])
+def test_not_found_statuses_are_final(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher], status: int
+) -> None:
+    origin.routes["/gone"] = body(b"nope", status=status)
+
+    with pytest.raises(NotFoundError, match=rf"/gone not found \(HTTP {status} "):
+        make_fetcher().get_document(f"{origin.url}/gone")
+
+    assert len(origin.seen) == 1
+
+
+def test_forbidden_is_an_error_not_not_found(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/secret"] = body(b"", status=403)
+
+    with pytest.raises(StreamError, match=r"access denied \(HTTP 403 Forbidden\)") as caught:
+        make_fetcher().get_document(f"{origin.url}/secret")
+
+    assert not isinstance(caught.value, NotFoundError | TransientError)
+    assert len(origin.seen) == 1
+
+
+def test_other_client_errors_are_not_retried(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/teapot"] = body(b"", status=418)
+
+    with pytest.raises(StreamError, match="HTTP 418") as caught:
+        make_fetcher().get_document(f"{origin.url}/teapot")
+
+    assert not isinstance(caught.value, TransientError)
+    assert len(origin.seen) == 1
+
+
+def test_server_error_then_success_is_retried(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/flaky"] = in_turn(body(b"", status=500), body(b"", status=502), body(b"ok"))
+
+    assert make_fetcher().get_document(f"{origin.url}/flaky").body == b"ok"
+    assert len(origin.seen) == 3
+
+
+def test_persistent_server_error_gives_up(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/broken"] = body(b"", status=500)
+    url = f"{origin.url}/broken"
+
+    with pytest.raises(TransientError) as caught:
+        make_fetcher().get_document(url)
+
+    assert str(caught.value) == (
+        f"cannot fetch {url}: gave up after 3 attempts; last failure: "
+        "HTTP 500 Internal Server Error"
+    )
+    assert len(origin.seen) == 3
+
+
+def test_connection_refused_is_transient(make_fetcher: Callable[..., Fetcher]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    with pytest.raises(TransientError, match="3 attempts; last failure: connection refused"):
+        make_fetcher().get_document(f"http://127.0.0.1:{port}/index2.json")
+
+
+def test_connection_reset_is_retried(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/reset"] = in_turn(reset, body(b"after reset"))
+
+    assert make_fetcher().get_document(f"{origin.url}/reset").body == b"after reset"
+    assert len(origin.seen) == 2
+
+
+def test_connection_reset_every_time_gives_up(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/reset"] = reset
+
+    with pytest.raises(TransientError, match="gave up after 3 attempts; last failure: "):
+        make_fetcher().get_document(f"{origin.url}/reset")
+
+    assert len(origin.seen) == 3
+
+
+def test_stalled_body_is_cut_by_the_read_timeout(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/stall"] = stall()
+    settings = FetchSettings(read_timeout=0.3, retries=2, backoff=0.001)
+    started = time.monotonic()
+
+    with pytest.raises(TransientError) as caught:
+        make_fetcher(settings).get_document(f"{origin.url}/stall")
+
+    assert time.monotonic() - started < 3
+    assert "gave up after 2 attempts" in str(caught.value)
+    assert "no data received for 0.3 s (read timeout)" in str(caught.value)
+
+
+def test_oversized_document_is_refused_by_content_length(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    # The server announces 10 MiB, sends a little, then stalls: reading the body would hang.
+    origin.routes["/huge"] = stall(declared=10 * 1024 * 1024)
+    settings = FetchSettings(read_timeout=5, max_document_bytes=1000)
+    url = f"{origin.url}/huge"
+    started = time.monotonic()
+
+    with pytest.raises(StreamError) as caught:
+        make_fetcher(settings).get_document(url)
+
+    assert time.monotonic() - started < 2
+    assert not isinstance(caught.value, TransientError)
+    assert str(caught.value) == (
+        f"{url} is too large: the server announced 10485760 bytes, over the 1000 bytes limit "
+        "for metadata documents"
+    )
+    assert len(origin.seen) == 1
+
+
+def test_oversized_chunked_document_is_refused_while_reading(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/huge"] = chunked(*[b"y" * 1024] * 8)
+    settings = FetchSettings(max_document_bytes=4096)
+
+    with pytest.raises(StreamError, match=r"too large: stopped reading after \d+ bytes, over"):
+        make_fetcher(settings).get_document(f"{origin.url}/huge")
+
+    origin.routes["/small"] = chunked(b"a" * 2048, b"b" * 2048)
+    assert make_fetcher(settings).get_document(f"{origin.url}/small").body == (
+        b"a" * 2048 + b"b" * 2048
+    )
+
+
+def test_not_modified_by_etag(origin: OriginServer, make_fetcher: Callable[..., Fetcher]) -> None:
+    origin.routes["/cond"] = conditional
+    fetcher = make_fetcher()
+    first = fetcher.get_document(f"{origin.url}/cond")
+
+    again = fetcher.get_document(f"{origin.url}/cond", etag=first.etag)
+
+    assert again.not_modified
+    assert again.body == b""
+    assert again.etag == '"v1"'
+    assert origin.seen[1].headers["If-None-Match"] == '"v1"'
+
+
+def test_not_modified_by_last_modified(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/cond"] = conditional
+    fetcher = make_fetcher()
+    first = fetcher.get_document(f"{origin.url}/cond")
+
+    again = fetcher.get_document(f"{origin.url}/cond", last_modified=first.last_modified)
+
+    assert again.not_modified
+    assert again.last_modified == "Wed, 05 Nov 2025 12:00:00 GMT"
+    assert origin.seen[1].headers["If-Modified-Since"] == "Wed, 05 Nov 2025 12:00:00 GMT"
+    assert "If-None-Match" not in origin.seen[1].headers
+
+
+def test_stale_validators_get_the_new_document(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/cond"] = conditional
+
+    document = make_fetcher().get_document(f"{origin.url}/cond", etag='"v0"')
+
+    assert not document.not_modified
+    assert document.body == b'{"v": 1}'
+
+
+def test_redirects_are_followed(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/old"] = body(b"", status=301, Location="/new")
+    origin.routes["/new"] = body(b"moved")
+
+    assert make_fetcher().get_document(f"{origin.url}/old").body == b"moved"
+
+
+def test_redirect_loops_are_stopped(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/loop"] = body(b"", status=302, Location="/loop")
+
+    with pytest.raises(StreamError, match="more than 10 redirects"):
+        make_fetcher().get_document(f"{origin.url}/loop")
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://mirror.example/tools", "mirror.example/tools", "gopher://x/"]
+)
+def test_unsupported_schemes_are_refused(make_fetcher: Callable[..., Fetcher], url: str) -> None:
+    with pytest.raises(StreamError, match="use one of http://, https://, file://"):
+        make_fetcher().get_document(url)
+    with pytest.raises(StreamError, match="unsupported URL scheme"):
+        with make_fetcher().open_download(url):
+            pass
+
+
+# --------------------------------------------------------------------------- file URLs
+
+
+def test_file_document(tmp_path: Path, make_fetcher: Callable[..., Fetcher]) -> None:
+    (tmp_path / "my index.json").write_bytes(b"{}")
+
+    document = make_fetcher().get_document((tmp_path / "my index.json").as_uri())
+
+    assert document.body == b"{}"
+    assert not document.not_modified
+
+
+def test_missing_file_is_not_found(tmp_path: Path, make_fetcher: Callable[..., Fetcher]) -> None:
+    url = (tmp_path / "index2.sjson").as_uri()
+
+    with pytest.raises(NotFoundError, match="not found"):
+        make_fetcher().get_document(url)
+    with pytest.raises(NotFoundError):
+        with make_fetcher().open_download(url):
+            pass
+
+
+def test_file_limits_and_oddities(tmp_path: Path, make_fetcher: Callable[..., Fetcher]) -> None:
+    (tmp_path / "big.json").write_bytes(b"x" * 2000)
+    fetcher = make_fetcher(FetchSettings(max_document_bytes=1000))
+
+    with pytest.raises(StreamError, match="too large: 2000 bytes, over the 1000 bytes limit"):
+        fetcher.get_document((tmp_path / "big.json").as_uri())
+    with pytest.raises(StreamError, match="is a directory"):
+        fetcher.get_document(tmp_path.as_uri())
+    with pytest.raises(StreamError, match="must name a local path"):
+        fetcher.get_document("file://otherhost/etc/hosts")
+
+
+def test_file_download_resumes_at_offset(
+    tmp_path: Path, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    (tmp_path / "agent.tgz").write_bytes(BLOB)
+    url = (tmp_path / "agent.tgz").as_uri()
+    fetcher = make_fetcher()
+
+    with fetcher.open_download(url, offset=4000) as download:
+        assert (download.status, download.offset, download.length) == (206, 4000, 6240)
+        assert b"".join(download.iter_chunks(1000)) == BLOB[4000:]
+    with fetcher.open_download(url, offset=len(BLOB) + 1) as download:
+        assert (download.status, download.offset, download.length) == (200, 0, len(BLOB))
+        assert b"".join(download.iter_chunks()) == BLOB
+
+
+# --------------------------------------------------------------------------- open_download
+
+
+def test_download_streams_in_chunks(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = ranged(BLOB)
+
+    with make_fetcher().open_download(f"{origin.url}/agent.tgz") as download:
+        assert (download.status, download.offset, download.length) == (200, 0, len(BLOB))
+        chunks = list(download.iter_chunks(chunk_size=1000))
+
+    assert b"".join(chunks) == BLOB
+    assert max(len(chunk) for chunk in chunks) <= 1000
+    assert "Range" not in origin.seen[0].headers
+    assert origin.seen[0].headers["Accept-Encoding"] == "identity"
+
+
+def test_download_resumes_with_range(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = ranged(BLOB)
+
+    with make_fetcher().open_download(f"{origin.url}/agent.tgz", offset=5000) as download:
+        assert (download.status, download.offset, download.length) == (206, 5000, 5240)
+        assert b"".join(download.iter_chunks()) == BLOB[5000:]
+
+    assert origin.seen[0].headers["Range"] == "bytes=5000-"
+
+
+def test_download_from_server_ignoring_range_starts_over(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = body(BLOB)
+
+    with make_fetcher().open_download(f"{origin.url}/agent.tgz", offset=5000) as download:
+        assert (download.status, download.offset, download.length) == (200, 0, len(BLOB))
+        assert b"".join(download.iter_chunks()) == BLOB
+
+
+def test_unsatisfiable_range_starts_over(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = ranged(BLOB)
+
+    with make_fetcher().open_download(f"{origin.url}/agent.tgz", offset=20000) as download:
+        assert (download.status, download.offset) == (200, 0)
+        assert b"".join(download.iter_chunks()) == BLOB
+
+    assert [seen.headers.get("Range") for seen in origin.seen] == ["bytes=20000-", None]
+
+
+def test_wrong_content_range_is_refused(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = body(
+        BLOB[100:], status=206, Content_Range="bytes 100-10239/10240"
+    )
+
+    with pytest.raises(StreamError, match="asked for bytes from 5000"):
+        with make_fetcher().open_download(f"{origin.url}/agent.tgz", offset=5000):
+            pass
+
+
+def test_download_is_not_content_decoded(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    tarball = gzip.compress(BLOB)
+    origin.routes["/agent.tgz"] = body(tarball, Content_Encoding="gzip")
+
+    with make_fetcher().open_download(f"{origin.url}/agent.tgz") as download:
+        assert b"".join(download.iter_chunks()) == tarball
+
+
+def test_download_retries_establishing_the_response(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = in_turn(body(b"", status=503), reset, ranged(BLOB))
+
+    with make_fetcher().open_download(f"{origin.url}/agent.tgz", offset=10000) as download:
+        assert (download.status, download.offset) == (206, 10000)
+        assert b"".join(download.iter_chunks()) == BLOB[10000:]
+
+    assert len(origin.seen) == 3
+
+
+def test_download_not_found(origin: OriginServer, make_fetcher: Callable[..., Fetcher]) -> None:
+    with pytest.raises(NotFoundError, match=r"not found \(HTTP 404 Not Found\)"):
+        with make_fetcher().open_download(f"{origin.url}/missing.tgz"):
+            pass
+    assert len(origin.seen) == 1
+
+
+def test_download_gives_up_on_persistent_errors(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = body(b"", status=500)
+
+    with pytest.raises(TransientError, match="gave up after 3 attempts"):
+        with make_fetcher().open_download(f"{origin.url}/agent.tgz"):
+            pass
+
+
+def test_download_stalling_mid_body_is_cut_by_the_read_timeout(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = stall(declared=len(BLOB), sent=BLOB[:4096])
+    received = bytearray()
+    started = time.monotonic()
+
+    with make_fetcher(FetchSettings(read_timeout=0.3)).open_download(
+        f"{origin.url}/agent.tgz"
+    ) as download:
+        with pytest.raises(TransientError, match=r"broke off after \d+ bytes: no data received"):
+            for chunk in download.iter_chunks(1024):
+                received += chunk
+
+    assert received == BLOB[:4096]
+    assert time.monotonic() - started < 3
+
+
+def test_download_connection_lost_mid_body(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = break_off(declared=len(BLOB), sent=BLOB[:2048])
+
+    with make_fetcher().open_download(f"{origin.url}/agent.tgz") as download:
+        with pytest.raises(TransientError, match="broke off after"):
+            for _ in download.iter_chunks(1024):
+                pass
+
+
+# --------------------------------------------------------------------------- proxies
+
+
+def test_http_proxy_setting_routes_through_the_proxy(
+    origin: OriginServer, proxy: ProxyServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = body(b"via proxy")
+    url = f"{origin.url}/doc"
+    fetcher = make_fetcher(FetchSettings(http_proxy=proxy.url, retries=1))
+
+    assert fetcher.get_document(url).body == b"via proxy"
+    with fetcher.open_download(url) as download:
+        assert b"".join(download.iter_chunks()) == b"via proxy"
+
+    assert proxy.urls == [url, url]
+    assert all(seen.headers.get("Via") == "1.1 test-proxy" for seen in origin.seen)
+
+
+@pytest.mark.parametrize("no_proxy", ["127.0.0.1", "127.0.0.0/8", "*", "localhost,127.0.0.1"])
+def test_no_proxy_bypasses_the_proxy(
+    origin: OriginServer,
+    proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+    no_proxy: str,
+) -> None:
+    origin.routes["/doc"] = body(b"direct")
+    settings = FetchSettings(http_proxy=proxy.url, no_proxy=no_proxy, retries=1)
+
+    assert make_fetcher(settings).get_document(f"{origin.url}/doc").body == b"direct"
+
+    assert proxy.urls == []
+    assert "Via" not in origin.seen[0].headers
+
+
+def test_environment_proxies_are_ignored_unless_asked_for(
+    origin: OriginServer,
+    proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    origin.routes["/doc"] = body(b"doc")
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("http_proxy", proxy.url)
+    url = f"{origin.url}/doc"
+
+    assert make_fetcher(FetchSettings(retries=1)).get_document(url).body == b"doc"
+    assert proxy.urls == []
+
+    import os
+
+    settings = FetchSettings.from_client_environ(os.environ)
+    assert make_fetcher(settings).get_document(url).body == b"doc"
+    assert proxy.urls == [url]
+
+
+def test_unreachable_proxy_is_transient(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proxy_url = f"http://user:hunter2@127.0.0.1:{port}"
+    settings = FetchSettings(http_proxy=proxy_url, retries=2, backoff=0.001)
+
+    with pytest.raises(TransientError) as caught:
+        make_fetcher(settings).get_document(f"{origin.url}/doc")
+
+    assert str(caught.value).endswith(
+        f"gave up after 2 attempts; last failure: proxy http://user:***@127.0.0.1:{port} "
+        "failed: connection refused"
+    )
+
+    assert origin.seen == []
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@dataclass(frozen=True)
+class PKI:
+    """A throwaway CA and a server certificate for 127.0.0.1."""
+
+    ca_pem: str
+    cert_file: Path
+    key_file: Path
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("upgrader test CA"))
+        .issuer_name(_name("upgrader test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("127.0.0.1"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("pki")
+    cert_file = directory / "server.pem"
+    key_file = directory / "server.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM).decode()
+    return PKI(ca_pem, cert_file, key_file)
+
+
+@pytest.fixture(scope="module")
+def tls_server(pki: PKI) -> Iterator[OriginServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.cert_file, pki.key_file)
+    server = OriginServer(tls=context)
+    server.routes["/doc"] = body(b"secure")
+    server.routes["/downgrade"] = body(b"", status=302, Location="http://127.0.0.1:9/doc")
+    with serving(server):
+        yield server
+
+
+def test_private_ca_is_refused_without_ca_certificates(
+    tls_server: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    url = f"{tls_server.url}/doc"
+    before = len(tls_server.seen)
+
+    with pytest.raises(StreamError) as caught:
+        make_fetcher().get_document(url)
+
+    assert not isinstance(caught.value, TransientError)
+    message = str(caught.value)
+    assert message.startswith(f"cannot fetch {url}: TLS certificate verify failed: ")
+    assert "add that CA to ca-certificates" in message
+    assert len(tls_server.seen) == before
+
+
+def test_private_ca_is_trusted_with_ca_certificates(
+    tls_server: OriginServer, pki: PKI, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    fetcher = make_fetcher(FetchSettings(ca_certificates=pki.ca_pem))
+
+    assert fetcher.get_document(f"{tls_server.url}/doc").body == b"secure"
+    with fetcher.open_download(f"{tls_server.url}/doc") as download:
+        assert b"".join(download.iter_chunks()) == b"secure"
+
+
+def test_https_to_http_redirect_is_refused(
+    tls_server: OriginServer, pki: PKI, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    fetcher = make_fetcher(FetchSettings(ca_certificates=pki.ca_pem))
+
+    with pytest.raises(StreamError, match="refusing redirect from https to plain http"):
+        fetcher.get_document(f"{tls_server.url}/downgrade")
+
+
+def test_ca_bundle_file_is_removed_on_close(pki: PKI) -> None:
+    fetcher = Fetcher(FetchSettings(ca_certificates=pki.ca_pem))
+    bundle = Path(str(fetcher._verify))  # noqa: SLF001 - checking the cleanup
+    assert pki.ca_pem.strip() in bundle.read_text()
+
+    fetcher.close()
+
+    assert not bundle.exists()
+
+
+@pytest.mark.parametrize(
+    ("pem", "reason"),
+    [
+        ("not a certificate", "no PEM certificate found"),
+        ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "not valid PEM"),
+        ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "private key"),
+    ],
+)
+def test_bad_ca_certificates_name_the_option(pem: str, reason: str) -> None:
+    with pytest.raises(InvalidInputError, match=f"^ca-certificates: .*{reason}"):
+        Fetcher(FetchSettings(ca_certificates=pem))
