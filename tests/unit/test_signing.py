@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from upgrader import signing
 from upgrader.errors import InvalidInputError, SignatureError, StreamError
 
