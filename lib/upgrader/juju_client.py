@@ -1,0 +1,176 @@
+"""Asking the operator's ``juju`` command which versions are in play.
+
+``juju-upgrader plan`` needs the controller's agent version and, for some policies, the client
+version. When the ``juju`` command is on PATH and the operator gave neither, they come from:
+
+* ``juju version``: one line such as ``3.6.12-genericlinux-amd64`` (version, OS, arch);
+* ``juju show-controller [NAME] --format json``: an object keyed by controller name whose
+  ``details`` hold ``agent-version`` (the version the controller's agents run, from the
+  ControllerVersion API) and ``controller-model-version`` (``agent-version`` in the controller
+  model's config). The first is used; the second when an old controller lacks the API.
+
+``juju`` runs with stdin closed, so it can never wait for a password, and with a time limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import UpgraderError
+from .versions import Version, parse_binary, parse_lenient
+
+JUJU_TIMEOUT = 60.0
+"""Seconds to wait for one ``juju`` command (``show-controller`` calls the controller)."""
+
+
+class JujuCommandError(UpgraderError):
+    """The ``juju`` command failed or printed something that cannot be read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Detected:
+    """A version read from the ``juju`` command.
+
+    Attributes:
+        version: the version.
+        source: the command it came from, as the operator would type it.
+    """
+
+    version: Version
+    source: str
+
+
+def find_juju(path: str | None = None) -> str | None:
+    """The full path of the ``juju`` command on PATH (or the given search path), if any."""
+    return shutil.which("juju", path=path)
+
+
+def run_juju(juju: str, args: Sequence[str], *, timeout: float = JUJU_TIMEOUT) -> str:
+    """Run ``juju ARGS`` and return its standard output.
+
+    Raises:
+        JujuCommandError: it could not start, timed out or exited non-zero; the message names
+            the command and quotes the last line juju printed on stderr.
+    """
+    shown = " ".join(["juju", *args])
+    try:
+        done = subprocess.run(
+            [juju, *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise JujuCommandError(f"`{shown}` did not finish within {timeout:g} s") from None
+    except OSError as exc:
+        raise JujuCommandError(f"cannot run `{shown}`: {exc.strerror or exc}") from None
+    if done.returncode != 0:
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        detail = lines[-1] if lines else "no error message"
+        raise JujuCommandError(f"`{shown}` failed (exit status {done.returncode}): {detail}")
+    return done.stdout
+
+
+def parse_version_output(text: str) -> Version:
+    """Read the client version from ``juju version`` output (``3.6.12-genericlinux-amd64``).
+
+    Raises:
+        JujuCommandError: the output holds no version.
+    """
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    try:
+        return parse_binary(first).number
+    except ValueError:
+        pass
+    try:
+        return parse_lenient(first)
+    except ValueError:
+        raise JujuCommandError(
+            f"cannot read a version from `juju version` output {first[:80]!r}"
+        ) from None
+
+
+def parse_show_controller(text: str, controller: str | None = None) -> tuple[str, Version]:
+    """Read the controller name and agent version from ``juju show-controller --format json``.
+
+    Args:
+        text: the command's output.
+        controller: the controller asked for, if one was named.
+
+    Returns:
+        The controller name and its agent version.
+
+    Raises:
+        JujuCommandError: the output is not the expected JSON or holds no agent version; the
+            message quotes any errors juju reported for the controller.
+    """
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise JujuCommandError("`juju show-controller` did not print JSON") from None
+    if not isinstance(doc, dict) or not doc:
+        raise JujuCommandError("`juju show-controller` printed no controller")
+    if controller is not None and controller in doc:
+        name = controller
+    elif len(doc) == 1:
+        name = next(iter(doc))
+    else:
+        raise JujuCommandError(
+            f"`juju show-controller` printed {len(doc)} controllers; name one with --controller"
+        )
+    entry = doc[name]
+    details: Mapping[str, Any] = entry.get("details", {}) if isinstance(entry, dict) else {}
+    if not isinstance(details, dict):
+        details = {}
+    for key in ("agent-version", "controller-model-version"):
+        value = details.get(key)
+        if isinstance(value, str) and value and not value.startswith("("):
+            try:
+                return str(name), parse_lenient(value)
+            except ValueError:
+                raise JujuCommandError(
+                    f"`juju show-controller` gave controller {name!r} an unreadable {key} "
+                    f"{value!r}"
+                ) from None
+    errors = entry.get("errors") if isinstance(entry, dict) else None
+    why = f": {'; '.join(str(e) for e in errors)}" if isinstance(errors, list) and errors else ""
+    raise JujuCommandError(
+        f"`juju show-controller` reported no agent version for controller {name!r}{why}"
+    )
+
+
+def client_version(juju: str, *, timeout: float = JUJU_TIMEOUT) -> Detected:
+    """The client version, from ``juju version``.
+
+    Raises:
+        JujuCommandError: as for :func:`run_juju` and :func:`parse_version_output`.
+    """
+    return Detected(
+        parse_version_output(run_juju(juju, ["version"], timeout=timeout)), "juju version"
+    )
+
+
+def controller_agent_version(
+    juju: str, controller: str | None = None, *, timeout: float = JUJU_TIMEOUT
+) -> Detected:
+    """The controller's agent version, from ``juju show-controller [NAME] --format json``.
+
+    Args:
+        juju: the path of the ``juju`` command.
+        controller: the controller name; juju's current controller when None.
+        timeout: seconds to wait.
+
+    Raises:
+        JujuCommandError: as for :func:`run_juju` and :func:`parse_show_controller`.
+    """
+    args = ["show-controller", *([controller] if controller else []), "--format", "json"]
+    name, version = parse_show_controller(run_juju(juju, args, timeout=timeout), controller)
+    return Detected(version, f"juju show-controller {name}")
