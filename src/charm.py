@@ -104,11 +104,13 @@ class UpgraderCharm(ops.CharmBase):
 
     def _read_stream(self, settings: Settings) -> StreamContents | None:
         """Read the stream, recording any failure for the unit status."""
-        fetcher = Fetcher(FetchSettings.from_charm_environ(os.environ))
         try:
-            contents = read_stream(
-                settings.stream_url, settings.stream, lambda url: fetcher.get_document(url).body
-            )
+            with Fetcher(FetchSettings.from_charm_environ(os.environ)) as fetcher:
+                contents = read_stream(
+                    settings.stream_url,
+                    settings.stream,
+                    lambda url: fetcher.get_document(url).body,
+                )
         except UpgraderError as exc:
             logger.warning("cannot read agent stream: %s", exc)
             self._stored.stream_error = f"cannot read agent stream: {exc}"
