@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import yaml
 from ops import testing
 
 from charm import UpgraderCharm
+from support.gpg import Keys, throwaway_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,3 +29,10 @@ def ctx() -> testing.Context[UpgraderCharm]:
         config=_load("config.yaml"),
         juju_version="3.6.8",
     )
+
+
+@pytest.fixture(scope="session")
+def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
+    """Throwaway OpenPGP keys made with the real gpg once per run (tests/support/gpg.py)."""
+    with throwaway_keys(tmp_path_factory.mktemp("gnupg")) as keys:
+        yield keys

@@ -2,108 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
+from support.gpg import NEEDS_GPG, Keys
 from upgrader import signing
 from upgrader.errors import InvalidInputError, SignatureError, StreamError
 
-pytestmark = [
-    pytest.mark.needs_system,
-    pytest.mark.skipif(
-        shutil.which("gpg") is None and os.environ.get("UPGRADER_CI") != "1",
-        reason="gpg is not installed",
-    ),
-]
+pytestmark = NEEDS_GPG
 
 DOCUMENT = b'{\n  "format": "index:1.0",\n  "numbers": [\n-1,\n-2\n  ]\n}\n'
 OTHER_DOCUMENT = b'{\n  "format": "index:1.0",\n  "numbers": [\n-3\n  ]\n}\n'
 URL = "https://streams.example/streams/v1/index2.sjson"
 
 
-@dataclass(frozen=True)
-class Key:
-    """A throwaway key pair living in the test GnuPG home."""
-
-    fingerprint: str
-    armoured: str
-
-
-class Signer:
-    """Drives gpg in a private home directory to make keys and signatures."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-
-    def gpg(self, *args: str, stdin: bytes = b"") -> bytes:
-        result = subprocess.run(
-            ["gpg", "--homedir", str(self.home), "--batch", "--no-tty", *args],
-            input=stdin,
-            capture_output=True,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr.decode()
-        return result.stdout
-
-    def new_key(self, name: str, *, expire: str = "never", faked_time: str | None = None) -> Key:
-        faked = ["--faked-system-time", faked_time] if faked_time else []
-        uid = f"{name} <{name.lower().replace(' ', '-')}@example.invalid>"
-        self.gpg(*faked, "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", expire)
-        colons = self.gpg("--with-colons", "--list-keys", uid).decode()
-        fingerprint = next(
-            line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:")
-        )
-        return Key(fingerprint, self.export(fingerprint))
-
-    def export(self, fingerprint: str) -> str:
-        return self.gpg("--armor", "--export", fingerprint).decode()
-
-    def clearsign(self, data: bytes, *keys: Key, faked_time: str | None = None) -> bytes:
-        faked = ["--faked-system-time", faked_time] if faked_time else []
-        users = [arg for key in keys for arg in ("--local-user", key.fingerprint)]
-        return self.gpg(*faked, *users, "--clearsign", stdin=data)
-
-    def revoke(self, key: Key) -> Key:
-        certificate = (self.home / "openpgp-revocs.d" / f"{key.fingerprint}.rev").read_text()
-        # gpg stores the certificate with a leading ':' to prevent accidental import.
-        self.gpg("--import", stdin=certificate.replace(":-----BEGIN", "-----BEGIN").encode())
-        return Key(key.fingerprint, self.export(key.fingerprint))
-
-
-@dataclass(frozen=True)
-class Keys:
-    """The keys the tests use."""
-
-    signer: Signer
-    alice: Key
-    bob: Key
-    expired: Key
-    revoked: Key
-
-
 @pytest.fixture(scope="session")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
-    home = tmp_path_factory.mktemp("gnupg")
-    home.chmod(0o700)
-    signer = Signer(home)
-    try:
-        alice = signer.new_key("Alice")
-        bob = signer.new_key("Bob")
-        expired = signer.new_key("Expired", expire="1d", faked_time="20200101T000000!")
-        revoked = signer.new_key("Revoked")
-        yield Keys(signer, alice, bob, expired, revoked)
-    finally:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-            capture_output=True,
-            check=False,
-        )
+def keys(gpg_keys: Keys) -> Keys:
+    return gpg_keys
 
 
 @pytest.fixture(scope="session")
