@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import gzip
 import http.client
 import http.server
-import ipaddress
 import socket
 import ssl
 import struct
@@ -16,14 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from support.proxy import ProxyServer
+from support.tls import PKI, make_pki
 from upgrader.errors import InvalidInputError, NotFoundError, StreamError, TransientError
 from upgrader.fetch import DEFAULT_MAX_DOCUMENT_BYTES, Fetcher, FetchSettings, NoProxy
 
@@ -101,56 +96,6 @@ class OriginServer(http.server.ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - stdlib hook
         """Clients hang up on purpose in these tests; stay quiet."""
-
-
-class ProxyHandler(http.server.BaseHTTPRequestHandler):
-    """A minimal forward proxy for absolute-URI GETs to 127.0.0.1 (nothing else)."""
-
-    protocol_version = "HTTP/1.1"
-    server: ProxyServer  # pyright: ignore[reportIncompatibleVariableOverride]
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        self.server.urls.append(self.path)
-        target = urlsplit(self.path)
-        if target.scheme != "http" or target.hostname != "127.0.0.1":
-            self.send_error(403, "this test proxy only reaches 127.0.0.1")
-            return
-        skip = {"connection", "proxy-connection", "keep-alive", "host"}
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
-        headers["Via"] = "1.1 test-proxy"
-        upstream = http.client.HTTPConnection("127.0.0.1", target.port or 80, timeout=5)
-        try:
-            path = target.path + (f"?{target.query}" if target.query else "")
-            upstream.request("GET", path, headers=headers)
-            response = upstream.getresponse()
-            body = response.read()
-            self.send_response(response.status, response.reason)
-            for name, value in response.getheaders():
-                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        finally:
-            upstream.close()
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
-        """Keep test output clean."""
-
-
-class ProxyServer(http.server.ThreadingHTTPServer):
-    """The forward proxy's server; records the absolute URLs it was asked for."""
-
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ProxyHandler)
-        self.urls: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 @contextlib.contextmanager
@@ -921,89 +866,14 @@ def test_unreachable_proxy_is_transient(
 # --------------------------------------------------------------------------- TLS
 
 
-@dataclass(frozen=True)
-class PKI:
-    """A throwaway CA and a server certificate for 127.0.0.1."""
-
-    ca_pem: str
-    cert_file: Path
-    key_file: Path
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("upgrader test CA"))
-        .issuer_name(_name("upgrader test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("pki")
-    cert_file = directory / "server.pem"
-    key_file = directory / "server.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM).decode()
-    return PKI(ca_pem, cert_file, key_file)
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
 def tls_server(pki: PKI) -> Iterator[OriginServer]:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki.cert_file, pki.key_file)
-    server = OriginServer(tls=context)
+    server = OriginServer(tls=pki.server_context())
     server.routes["/doc"] = body(b"secure")
     server.routes["/downgrade"] = body(b"", status=302, Location="http://127.0.0.1:9/doc")
     with serving(server):
