@@ -1,0 +1,69 @@
+"""plan-upgrade's complete sequence when the charm serves a mirror: stage, point, upgrade."""
+
+from __future__ import annotations
+
+from upgrader.plan import MirrorState, PlanRequest, is_staged, make_plan, next_steps, plan_results
+from upgrader.streams import AgentEntry, StreamContents
+from upgrader.versions import parse, parse_binary
+
+URL = "http://10.1.2.3:8080/tools"
+SYNC = "juju run upgrader/0 sync-binaries"
+
+
+def entry(binary: str) -> AgentEntry:
+    return AgentEntry(parse_binary(binary), f"released/juju-{binary}.tgz", 10, "0" * 64)
+
+
+CONTENTS = StreamContents(
+    "https://streams.example/tools",
+    "released",
+    "https://streams.example/tools/streams/v1/index2.json",
+    "https://streams.example/tools/streams/v1/com.ubuntu.juju-released-agents.json",
+    tuple(entry(b) for b in ("3.6.12-ubuntu-amd64", "3.6.12-ubuntu-arm64", "3.6.9-ubuntu-amd64")),
+)
+
+
+def plan(agent: str = "3.6.9"):
+    return make_plan(CONTENTS, PlanRequest(agent=parse(agent), architectures=("amd64",)))
+
+
+def test_not_staged_target_starts_with_the_sync() -> None:
+    mirror = MirrorState(URL, staged=False, sync_command=SYNC)
+    assert next_steps(plan(), mirror) == [
+        SYNC,
+        f"juju model-config -m controller agent-metadata-url={URL}",
+        "juju upgrade-controller --agent-version 3.6.12",
+    ]
+    results = plan_results(plan(), CONTENTS, mirror)
+    assert results["staged"] == "false"
+    assert results["next-steps"].splitlines()[0] == SYNC
+
+
+def test_staged_target_skips_the_sync() -> None:
+    mirror = MirrorState(URL, staged=True, sync_command=SYNC)
+    assert next_steps(plan(), mirror) == [
+        f"juju model-config -m controller agent-metadata-url={URL}",
+        "juju upgrade-controller --agent-version 3.6.12",
+    ]
+    assert plan_results(plan(), CONTENTS, mirror)["staged"] == "true"
+
+
+def test_up_to_date_needs_nothing_even_with_a_mirror() -> None:
+    mirror = MirrorState(URL, staged=True, sync_command=SYNC)
+    assert next_steps(plan("3.6.12"), mirror) == [
+        "nothing to do: the controller runs the newest version this policy allows"
+    ]
+
+
+def test_without_a_mirror_the_results_are_unchanged() -> None:
+    results = plan_results(plan(), CONTENTS)
+    assert "staged" not in results
+    assert results["next-steps"] == "juju upgrade-controller --agent-version 3.6.12"
+
+
+def test_is_staged_needs_every_architecture() -> None:
+    entries = CONTENTS.entries
+    assert is_staged(entries, parse("3.6.12"), "ubuntu", ["amd64", "arm64"])
+    assert not is_staged(entries, parse("3.6.9"), "ubuntu", ["amd64", "arm64"])
+    assert is_staged(entries, parse("3.6.9"), "ubuntu", ["amd64"])
+    assert not is_staged(entries, parse("3.6.12"), "centos", ["amd64"])
