@@ -78,6 +78,12 @@ _NOT_FOUND_STATUSES = frozenset({401, 404})
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
+_CHARM_PROXY_SETTINGS = (
+    ("JUJU_CHARM_HTTP_PROXY", "juju-http-proxy"),
+    ("JUJU_CHARM_HTTPS_PROXY", "juju-https-proxy"),
+)
+"""The proxy variables Juju gives a charm, and the model settings they come from."""
+
 _T = TypeVar("_T")
 
 
@@ -157,7 +163,18 @@ class FetchSettings:
 
         Returns:
             The settings, with default timeouts and retries.
+
+        Raises:
+            InvalidInputError: A proxy variable is not an http(s) URL; the message names
+                the variable and the model setting it comes from.
         """
+        for variable, setting in _CHARM_PROXY_SETTINGS:
+            try:
+                _normalise_proxy(variable, environ.get(variable))
+            except InvalidInputError as exc:
+                raise InvalidInputError(
+                    f"{exc} (set by the model's {setting} setting: juju model-config {setting})"
+                ) from None
         return cls(
             http_proxy=environ.get("JUJU_CHARM_HTTP_PROXY"),
             https_proxy=environ.get("JUJU_CHARM_HTTPS_PROXY"),
@@ -1054,14 +1071,14 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
-def _write_ca_bundle(pem: str) -> str:
-    """Write certifi's CA bundle plus ``pem`` to a temporary file.
+def check_ca_certificates(pem: str) -> str:
+    """Check the text of the ``ca-certificates`` option: PEM CA certificates only.
 
     Args:
         pem: One or more PEM certificates.
 
     Returns:
-        The path of the bundle (deleted by :func:`_release`).
+        The text, stripped of surrounding whitespace.
 
     Raises:
         InvalidInputError: ``pem`` holds no valid certificate, or holds a private key.
@@ -1083,6 +1100,22 @@ def _write_ca_bundle(pem: str) -> str:
         raise InvalidInputError(
             f"{CA_CERTIFICATES_OPTION}: not valid PEM certificates ({getattr(exc, 'reason', exc)})"
         ) from exc
+    return pem.strip()
+
+
+def _write_ca_bundle(pem: str) -> str:
+    """Write certifi's CA bundle plus ``pem`` to a temporary file.
+
+    Args:
+        pem: One or more PEM certificates.
+
+    Returns:
+        The path of the bundle (deleted by :func:`_release`).
+
+    Raises:
+        InvalidInputError: ``pem`` holds no valid certificate, or holds a private key.
+    """
+    check_ca_certificates(pem)
     with open(certifi.where(), encoding="utf-8") as stream:
         bundle = stream.read()
     descriptor, path = tempfile.mkstemp(prefix="upgrader-ca-", suffix=".pem")

@@ -20,7 +20,13 @@ import pytest
 from support.proxy import ProxyServer
 from support.tls import PKI, make_pki
 from upgrader.errors import InvalidInputError, NotFoundError, StreamError, TransientError
-from upgrader.fetch import DEFAULT_MAX_DOCUMENT_BYTES, Fetcher, FetchSettings, NoProxy
+from upgrader.fetch import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    Fetcher,
+    FetchSettings,
+    NoProxy,
+    check_ca_certificates,
+)
 
 BLOB = bytes(range(256)) * 40  # 10240 bytes
 FAST = FetchSettings(connect_timeout=2.0, read_timeout=2.0, retries=3, backoff=0.001)
@@ -280,6 +286,24 @@ def test_charm_environ_without_proxies() -> None:
     settings = FetchSettings.from_charm_environ({"JUJU_CHARM_HTTP_PROXY": ""})
 
     assert (settings.http_proxy, settings.https_proxy, settings.no_proxy) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("variable", "setting"),
+    [
+        ("JUJU_CHARM_HTTP_PROXY", "juju-http-proxy"),
+        ("JUJU_CHARM_HTTPS_PROXY", "juju-https-proxy"),
+    ],
+)
+def test_bad_charm_proxy_names_the_model_setting(variable: str, setting: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        FetchSettings.from_charm_environ({variable: "socks5://proxy:1080"})
+
+    assert str(caught.value) == (
+        f"{variable}: unsupported proxy URL 'socks5://proxy:1080'; expected http://host:port "
+        f"or https://host:port (set by the model's {setting} setting: "
+        f"juju model-config {setting})"
+    )
 
 
 def test_client_environ_prefers_lower_case() -> None:
@@ -936,3 +960,9 @@ def test_ca_bundle_file_is_removed_on_close(pki: PKI) -> None:
 def test_bad_ca_certificates_name_the_option(pem: str, reason: str) -> None:
     with pytest.raises(InvalidInputError, match=f"^ca-certificates: .*{reason}"):
         Fetcher(FetchSettings(ca_certificates=pem))
+    with pytest.raises(InvalidInputError, match=f"^ca-certificates: .*{reason}"):
+        check_ca_certificates(pem)
+
+
+def test_good_ca_certificates_pass_the_check(pki: PKI) -> None:
+    assert check_ca_certificates(f"\n{pki.ca_pem}\n\n") == pki.ca_pem.strip()
