@@ -215,6 +215,23 @@ class _GzipReader:
         self._pending = data
         return False
 
+    def finish(self, tar: tarfile.TarFile, limit: int) -> None:
+        """Check the tar ended with its end-of-archive block, then read to the end.
+
+        tarfile's stream mode takes the end of the data for the end of the archive; an
+        archive cut at a member boundary would look complete without this check.
+
+        Raises:
+            ArchiveError: no end-of-archive block, more than ``limit`` bytes after it, or
+                anything but zeros after it.
+        """
+        self.drain(limit)
+        if self.position < tar.offset + tarfile.BLOCKSIZE:
+            raise ArchiveError(
+                f"{self._source}: the archive is truncated (the tar data ends without its "
+                "end-of-archive block); copy or download it again"
+            )
+
     def drain(self, limit: int) -> None:
         """Read to the end, refusing more than ``limit`` bytes after the tar's end marker."""
         seen = 0
@@ -427,7 +444,7 @@ def scan_archive(
             else:
                 for _ in chunks:
                     pass
-    reader.drain(_MAX_TRAILER)
+    reader.finish(tar, _MAX_TRAILER)
     return members, metadata
 
 
@@ -822,7 +839,7 @@ def _extract(raw: BinaryIO, contents: ArchiveContents, work: list[_Content], tem
             written += content.size
     if next(seen, None) is not None:
         raise ArchiveError(f"{source}: the archive changed while it was being read")
-    reader.drain(_MAX_TRAILER)
+    reader.finish(tar, _MAX_TRAILER)
     return written
 
 
