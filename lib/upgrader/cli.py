@@ -20,12 +20,9 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
-
-import yaml
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from upgrader.errors import InvalidInputError, UpgraderError
-from upgrader.fetch import Fetcher, FetchSettings
 from upgrader.juju_client import Detected, JujuCommandError, client_version, find_juju
 from upgrader.juju_client import controller_agent_version as detect_agent_version
 from upgrader.plan import PlanRequest, make_plan, next_steps, plan_results
@@ -40,9 +37,16 @@ from upgrader.streams import (
 )
 from upgrader.versions import Version, parse_lenient
 
+if TYPE_CHECKING:
+    from upgrader.fetch import Fetcher
+
+# requests and PyYAML are imported only by the commands that use them, so that --help, bad
+# arguments and Juju's `juju-upgrader --description` probe answer at once.
+
 PROG = "juju-upgrader"
 DESCRIPTION = "Plan Juju controller upgrades and stage agent binaries for air-gapped controllers"
 FORMATS = ("text", "json", "yaml")
+COMMANDS = ("plan",)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -281,6 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the arguments; a missing command or a stray argument is a usage error."""
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        raise UsageError(f"choose a command: {', '.join(COMMANDS)} (see '{PROG} --help')")
+    if extra:
+        raise UsageError(
+            f"unrecognized arguments: {' '.join(extra)} (see '{PROG} {args.command} --help')"
+        )
+    return args
+
+
 @dataclasses.dataclass
 class Console:
     """Where a command writes: results to ``out``, notes and progress to ``err``."""
@@ -296,6 +312,8 @@ class Console:
 
 
 def _fetcher() -> Fetcher:
+    from upgrader.fetch import Fetcher, FetchSettings
+
     return Fetcher(FetchSettings.from_client_environ(os.environ))
 
 
@@ -379,25 +397,21 @@ def _arches(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a for group in groups for a in group))
 
 
-class _YamlDumper(yaml.SafeDumper):
-    """Safe YAML with multi-line strings as literal blocks, so next-steps reads as lines."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_YamlDumper.add_representer(str, _represent_str)
-
-
 def render(results: dict[str, Any], fmt: str) -> str:
-    """Results as JSON or YAML text."""
+    """Results as JSON or YAML text; in YAML, multi-line strings are literal blocks."""
     if fmt == "json":
         return json.dumps(results, indent=2) + "\n"
-    return yaml.dump(
-        results, Dumper=_YamlDumper, sort_keys=False, default_flow_style=False, width=1000
-    )
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, represent_str)
+    return yaml.dump(results, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=1000)
 
 
 def plan_text(
@@ -461,12 +475,12 @@ def main(
     parser = build_parser()
     debug = "--debug" in args_list
     try:
-        args = parser.parse_args(args_list)
+        args = parse_args(parser, args_list)
         debug = args.debug
-        if args.command is None:
-            raise UsageError(f"choose a command: plan (see '{PROG} --help')")
         console = Console(out, err, quiet=args.quiet)
-        return args.run(args, console)
+        status = args.run(args, console)
+        out.flush()
+        return status
     except UsageError as exc:
         _error(err, str(exc))
         return EXIT_USAGE

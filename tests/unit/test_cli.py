@@ -1,0 +1,617 @@
+"""The ``juju-upgrader`` command, driven as a subprocess against real streams on 127.0.0.1.
+
+Juju itself is replaced by a fake ``juju`` script on PATH; PATH holds nothing else, so a real
+juju on the machine is never run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support.servers import serve_directory
+from support.streams import Agent, write_stream
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "tests" / "data" / "sample-stream"
+
+RESULT_KEYS = {
+    "outcome",
+    "agent-version",
+    "target-version",
+    "policy",
+    "reason",
+    "available",
+    "next-steps",
+    "source",
+    "verified",
+}
+
+AGENTS = [
+    *(Agent(v) for v in ("2.9.50", "2.9.52", "3.4.5", "3.5.6", "3.5.7", "3.6.10", "3.6.11")),
+    Agent("3.6.12"),
+    Agent("3.6.12", arch="arm64"),
+    Agent("3.5.7", arch="arm64"),
+]
+
+
+@pytest.fixture(scope="module")
+def stream_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = write_stream(tmp_path_factory.mktemp("stream"), AGENTS, condensed=True)
+    with serve_directory(root) as url:
+        yield url
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path) -> Path:
+    """The only directory on the command's PATH: empty unless a test adds a fake juju."""
+    path = tmp_path / "bin"
+    path.mkdir()
+    return path
+
+
+def run(
+    *args: str, path: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m upgrader ARGS`` the way a shell would, with PATH set to ``path``."""
+    full_env = {
+        "PATH": str(path),
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "lib"), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+        "HOME": str(path.parent),
+        "LANG": "C.UTF-8",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "upgrader", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def fake_juju(
+    bin_dir: Path,
+    *,
+    version: str = "3.6.12-genericlinux-amd64",
+    show_controller: str | None = None,
+    show_controller_status: int = 0,
+    log: Path | None = None,
+) -> Path:
+    """Write a fake ``juju`` executable answering ``version`` and ``show-controller``."""
+    if show_controller is None:
+        show_controller = json.dumps(
+            {
+                "prod": {
+                    "details": {
+                        "uuid": "0e4c5a5e-0000-4000-8000-000000000000",
+                        "api-endpoints": ["10.0.0.2:17070"],
+                        "cloud": "lxd",
+                        "agent-version": "3.5.6",
+                        "agent-git-commit": "0123456789abcdef0123456789abcdef01234567",
+                        "controller-model-version": "3.5.6",
+                        "ca-cert": "-----BEGIN CERTIFICATE-----\n...\n",
+                    },
+                    "current-model": "admin/default",
+                    "account": {"user": "admin", "access": "superuser"},
+                }
+            }
+        )
+    shown = bin_dir / "show-controller.out"
+    shown.write_text(show_controller + "\n")
+    log_line = f'echo "$*" >> {log}\n' if log else ""
+    script = bin_dir / "juju"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"{log_line}"
+        'case "$1" in\n'
+        f"  version) echo {version} ;;\n"
+        "  show-controller)\n"
+        f"    if [ {show_controller_status} -ne 0 ]; then\n"
+        '      echo "ERROR there is no active controller" >&2\n'
+        f"      exit {show_controller_status}\n"
+        "    fi\n"
+        f"    while IFS= read -r line; do printf '%s\\n' \"$line\"; done < {shown}\n"
+        "    ;;\n"
+        '  *) echo "ERROR unexpected juju $*" >&2; exit 2 ;;\n'
+        "esac\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def plan_json(stream_url: str, bin_dir: Path, *args: str) -> dict[str, str]:
+    done = run("plan", "--stream-url", stream_url, "--format", "json", *args, path=bin_dir)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return json.loads(done.stdout)
+
+
+# -- plan: every policy, over HTTP ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "outcome", "target", "reason_part"),
+    [
+        (["--agent-version", "3.5.6"], "upgrade", "3.6.12", "next minor 3.6"),
+        (["--agent-version", "3.6.10"], "upgrade", "3.6.12", "newest patch of the current"),
+        (["--agent-version", "3.6.12"], "up-to-date", "3.6.12", "no upgrades available"),
+        (
+            ["--agent-version", "2.9.50", "--client-version", "3.6.12"],
+            "upgrade",
+            "3.6.12",
+            "differs from client major 3",
+        ),
+        (
+            ["--agent-version", "3.5.6", "--policy", "juju-2.9"],
+            "upgrade",
+            "3.6.12",
+            "next minor 3.6",
+        ),
+        (
+            ["--agent-version", "2.9.50", "--client-version", "3.6.12", "--policy", "juju-2.9"],
+            "upgrade",
+            "2.9.52",
+            "incompatible with this client (3.6.12)",
+        ),
+        (
+            ["--agent-version", "3.5.6", "--policy", "juju-3"],
+            "upgrade",
+            "3.5.7",
+            "only by migrating models",
+        ),
+        (["--agent-version", "3.5.7", "--policy", "juju-3"], "up-to-date", "3.5.7", "no upgr"),
+        (
+            ["--agent-version", "3.4.5", "--target-version", "3.6.11"],
+            "upgrade",
+            "3.6.11",
+            "explicit target-version 3.6.11",
+        ),
+    ],
+)
+def test_plan_in_every_policy(
+    stream_url: str,
+    bin_dir: Path,
+    args: list[str],
+    outcome: str,
+    target: str,
+    reason_part: str,
+) -> None:
+    results = plan_json(stream_url, bin_dir, *args)
+    assert set(results) - {"client-version"} == RESULT_KEYS
+    assert results["outcome"] == outcome
+    assert results["target-version"] == target
+    assert reason_part in results["reason"]
+    assert results["source"] == stream_url
+    assert results["verified"] == "false"
+    if outcome == "upgrade":
+        assert results["next-steps"].splitlines()[0] == (
+            f"juju upgrade-controller --agent-version {target}"
+        )
+
+
+def test_plan_json_matches_the_action_results(stream_url: str, bin_dir: Path) -> None:
+    """Same keys and values as the charm's plan-upgrade action computes."""
+    from upgrader.fetch import Fetcher
+    from upgrader.plan import PlanRequest, make_plan, plan_results
+    from upgrader.selection import Policy
+    from upgrader.streams import read_stream
+    from upgrader.versions import parse
+
+    results = plan_json(
+        stream_url, bin_dir, "--agent-version", "3.5.6", "--client-version", "3.6.12",
+        "--policy", "juju-3",
+    )  # fmt: skip
+    with Fetcher() as fetcher:
+        contents = read_stream(stream_url, "released", lambda u: fetcher.get_document(u).body)
+    request = PlanRequest(parse("3.5.6"), parse("3.6.12"), policy=Policy.JUJU_3)
+    assert results == plan_results(make_plan(contents, request), contents)
+    assert results["client-version"] == "3.6.12"
+
+
+def test_plan_yaml_output(stream_url: str, bin_dir: Path) -> None:
+    done = run(
+        "plan", "--stream-url", stream_url, "--agent-version", "3.5.6", "--policy", "juju-3",
+        "--format", "yaml", path=bin_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = yaml.safe_load(done.stdout)
+    assert set(results) == RESULT_KEYS
+    assert results["target-version"] == "3.5.7"
+    assert results["verified"] == "false"  # a string, as in the action, not a YAML boolean
+    assert results["next-steps"].splitlines() == [
+        "juju upgrade-controller --agent-version 3.5.7",
+        "for a newer major.minor: bootstrap a new controller at that version and juju migrate "
+        "each model to it",
+    ]
+    assert "next-steps: |" in done.stdout  # literal block: one command per line
+
+
+def test_plan_text_output_is_for_a_person(stream_url: str, bin_dir: Path) -> None:
+    done = run("plan", "--stream-url", stream_url, "--agent-version", "3.5.6", path=bin_dir)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Upgrade the controller from 3.5.6 to 3.6.12."
+    assert "  agent version:  3.5.6 (from --agent-version)" in lines
+    assert "  client version: not given (rules for the agent's own major)" in lines
+    assert "  reason:         newest version of the next minor 3.6" in lines
+    assert "  available:      3.6.12, 3.6.11, 3.6.10, 3.5.7" in lines
+    assert f"  source:         {stream_url} (released stream, signature not checked)" in lines
+    assert lines[-2:] == ["Next steps:", "  juju upgrade-controller --agent-version 3.6.12"]
+    assert done.stderr == ""
+
+
+def test_plan_text_shows_warnings_and_missing_architectures(
+    stream_url: str, bin_dir: Path
+) -> None:
+    done = run(
+        "plan", "--stream-url", stream_url, "--agent-version", "3.6.10", "--target-version",
+        "3.6.11", "--arch", "amd64", "--arch", "arm64,s390x", path=bin_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "  architectures:  amd64, arm64, s390x (ubuntu)" in done.stdout
+    assert "Warnings:\n  - 3.6.11 has no agent binary for arm64, s390x in the stream\n" in (
+        done.stdout
+    )
+
+
+def test_plan_up_to_date_text(stream_url: str, bin_dir: Path) -> None:
+    done = run(
+        "plan", "--stream-url", stream_url, "--agent-version", "3.5.7", "--policy", "juju-3",
+        path=bin_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("The controller is up to date: 3.5.7 (no upgrades available).\n")
+    assert "  available:      nothing newer\n" in done.stdout
+    assert "only by migrating models" in done.stdout  # the Juju 3 note is a warning
+    assert "nothing to do" in done.stdout
+
+
+def test_newcomer_command_on_the_sample_stream(bin_dir: Path) -> None:
+    """The README's first command: a relative directory path works as --stream-url."""
+    done = subprocess.run(
+        [sys.executable, "-m", "upgrader", "plan", "--stream-url", "tests/data/sample-stream",
+         "--agent-version", "3.5.6"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+        env={"PATH": str(bin_dir), "PYTHONPATH": str(ROOT / "lib")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Upgrade the controller from 3.5.6 to 3.6.12.\n")
+    assert f"source:         {SAMPLE.as_uri()} (released stream" in done.stdout
+
+
+def test_stream_url_directory_made_by_sync_local_dir(tmp_path: Path, bin_dir: Path) -> None:
+    """``--local-dir D`` puts the stream under D/tools; D itself is accepted."""
+    write_stream(tmp_path / "mirror" / "tools", [Agent("3.6.11"), Agent("3.6.12")])
+    results = plan_json(str(tmp_path / "mirror"), bin_dir, "--agent-version", "3.6.11")
+    assert results["target-version"] == "3.6.12"
+    assert results["source"] == (tmp_path / "mirror" / "tools").as_uri()
+    results = plan_json((tmp_path / "mirror").as_uri() + "/tools", bin_dir, "--agent-version",
+                        "3.6.11")  # fmt: skip
+    assert results["target-version"] == "3.6.12"
+
+
+def test_proposed_stream(tmp_path: Path, bin_dir: Path) -> None:
+    write_stream(tmp_path, [Agent("3.6.13")], stream="proposed")
+    with serve_directory(tmp_path) as url:
+        results = plan_json(url, bin_dir, "--stream", "proposed", "--agent-version", "3.6.12")
+        assert results["target-version"] == "3.6.13"
+        done = run("plan", "--stream-url", url, "--agent-version", "3.6.12", path=bin_dir)
+    assert done.returncode == 1
+    assert done.stderr.startswith("juju-upgrader: error: ")
+    assert "no content id com.ubuntu.juju:released:agents (stream 'released')" in done.stderr
+
+
+# -- versions from juju -----------------------------------------------------------------------
+
+
+def test_versions_come_from_juju_when_not_given(
+    stream_url: str, bin_dir: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "juju.log"
+    fake_juju(bin_dir, log=log)
+    done = run("plan", "--stream-url", stream_url, path=bin_dir)
+    assert done.returncode == 0, done.stderr
+    assert "  agent version:  3.5.6 (from `juju show-controller prod`)" in done.stdout
+    assert "  client version: 3.6.12 (from `juju version`)" in done.stdout
+    assert log.read_text().splitlines() == ["version", "show-controller --format json"]
+
+
+def test_juju_versions_noted_on_stderr_for_json(stream_url: str, bin_dir: Path) -> None:
+    fake_juju(bin_dir, version="3.6.11-ubuntu-amd64")
+    done = run("plan", "--stream-url", stream_url, "--format", "json", path=bin_dir)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert (results["agent-version"], results["client-version"]) == ("3.5.6", "3.6.11")
+    assert done.stderr.splitlines() == [
+        "juju-upgrader: agent version 3.5.6 from `juju show-controller prod`",
+        "juju-upgrader: client version 3.6.11 from `juju version`",
+    ]
+    quiet = run("plan", "--stream-url", stream_url, "--format", "json", "-q", path=bin_dir)
+    assert quiet.returncode == 0
+    assert quiet.stderr == ""
+    assert json.loads(quiet.stdout) == results
+
+
+def test_given_versions_win_over_juju(stream_url: str, bin_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "juju.log"
+    fake_juju(bin_dir, log=log)
+    results = plan_json(
+        stream_url, bin_dir, "--agent-version", "3.6.10", "--client-version", "3.6.11"
+    )
+    assert (results["agent-version"], results["client-version"]) == ("3.6.10", "3.6.11")
+    assert not log.exists()  # juju was not run at all
+
+
+def test_controller_option_is_passed_to_show_controller(
+    stream_url: str, bin_dir: Path, tmp_path: Path
+) -> None:
+    """``juju upgrader -c staging plan`` passes ``-c staging`` on, before the command too."""
+    log = tmp_path / "juju.log"
+    fake_juju(
+        bin_dir,
+        log=log,
+        show_controller=json.dumps({"staging": {"details": {"agent-version": "3.4.5"}}}),
+    )
+    for args in (["-c", "staging", "plan"], ["plan", "--controller", "staging"]):
+        done = run(*args, "--stream-url", stream_url, "--format", "json", path=bin_dir)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["agent-version"] == "3.4.5"
+        assert "agent version 3.4.5 from `juju show-controller staging`" in done.stderr
+    assert log.read_text().splitlines().count("show-controller staging --format json") == 2
+
+
+def test_no_juju_option_never_runs_juju(stream_url: str, bin_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "juju.log"
+    fake_juju(bin_dir, log=log)
+    results = plan_json(stream_url, bin_dir, "--no-juju", "--agent-version", "3.6.10")
+    assert "client-version" not in results
+    assert not log.exists()
+
+
+def test_agent_version_required_without_juju(stream_url: str, bin_dir: Path) -> None:
+    done = run("plan", "--stream-url", stream_url, path=bin_dir)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        "juju-upgrader: error: give --agent-version (the controller's current agent version, "
+        "e.g. 3.5.6): the juju command is not on PATH, so it cannot be read from "
+        "`juju show-controller`\n"
+    )
+    fake_juju(bin_dir)
+    done = run("plan", "--stream-url", stream_url, "--no-juju", path=bin_dir)
+    assert done.returncode == 2
+    assert "--no-juju was given" in done.stderr
+
+
+def test_failing_show_controller_is_one_line(stream_url: str, bin_dir: Path) -> None:
+    fake_juju(bin_dir, show_controller_status=1)
+    done = run("plan", "--stream-url", stream_url, path=bin_dir)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "juju-upgrader: error: cannot read the controller's agent version: "
+        "`juju show-controller --format json` failed (exit status 1): ERROR there is no "
+        "active controller; give --agent-version\n"
+    )
+
+
+def test_show_controller_without_agent_version(stream_url: str, bin_dir: Path) -> None:
+    fake_juju(
+        bin_dir,
+        show_controller=json.dumps(
+            {"prod": {"details": {"uuid": "x"}, "errors": ["connection refused"]}}
+        ),
+    )
+    done = run("plan", "--stream-url", stream_url, path=bin_dir)
+    assert done.returncode == 1
+    assert "reported no agent version for controller 'prod': connection refused" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+# -- bad arguments and failures ---------------------------------------------------------------
+
+BAD_PLAN_ARGUMENTS = [
+    (
+        ["--agent-version", "3.x"],
+        "argument --agent-version: invalid version '3.x': use M.m.p, M.m.p.b, M.m-tagP or "
+        "M.m-tagP.b (e.g. 3.6.12, 2.9.42.1, 3.1-beta2), or M, M.m, M.m-tag (e.g. 3, 3.6)",
+    ),
+    (["--agent-version", "3.6", "--client-version", ""], "argument --client-version: invalid"),
+    (["--agent-version", "3.6", "--target-version", "v3.6.1"], "argument --target-version: inv"),
+    (
+        ["--agent-version", "3.6", "--policy", "latest"],
+        "argument --policy: invalid --policy 'latest': use one of documented, juju-2.9, juju-3",
+    ),
+    (
+        ["--agent-version", "3.6", "--stream", "Released"],
+        "argument --stream: invalid --stream 'Released': use released, proposed, devel, "
+        "testing or another stream name",
+    ),
+    (
+        ["--agent-version", "3.6", "--arch", "AMD64"],
+        "argument --arch: invalid --arch 'AMD64': use architecture names separated by spaces",
+    ),
+    (["--agent-version", "3.6", "--os", "Ubuntu!"], "argument --os: invalid --os 'Ubuntu!'"),
+    (
+        ["--agent-version", "3.6", "--format", "xml"],
+        "argument --format: invalid choice: 'xml' (choose from",
+    ),
+    (
+        ["--agent-version", "3.6", "--stream-url", "ftp://mirror/juju/tools"],
+        "argument --stream-url: invalid --stream-url 'ftp://mirror/juju/tools': use an "
+        "http://, https:// or file:/// URL, or a local directory, holding streams/v1",
+    ),
+    (
+        ["--agent-version", "3.6", "--stream-url", "no/such/dir"],
+        "argument --stream-url: invalid --stream-url 'no/such/dir': no such directory; use an",
+    ),
+    (["--agent-version", "3.6", "--stream-url", ""], "argument --stream-url: invalid"),
+    (["--agent-version"], "argument --agent-version: expected one argument"),
+    (["--agent-version", "3.6", "extra"], "unrecognized arguments: extra"),
+    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_PLAN_ARGUMENTS)
+def test_bad_plan_arguments(bin_dir: Path, args: list[str], message: str) -> None:
+    done = run("plan", *args, path=bin_dir)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"juju-upgrader: error: {message}")
+    assert done.stderr.endswith("(see 'juju-upgrader plan --help')\n")
+    assert len(done.stderr.splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "choose a command: plan"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate' (choose from"),
+        (["--quiet"], "choose a command: plan"),
+    ],
+)
+def test_bad_command(bin_dir: Path, args: list[str], message: str) -> None:
+    done = run(*args, path=bin_dir)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"juju-upgrader: error: {message}")
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("3.4.5", "cannot change version from 3.5.6 to lower version 3.4.5"),
+        ("3.6.9", "no matching agent versions available"),
+    ],
+)
+def test_selection_failure_is_one_line(
+    stream_url: str, bin_dir: Path, target: str, message: str
+) -> None:
+    done = run(
+        "plan", "--stream-url", stream_url, "--agent-version", "3.5.6", "--target-version",
+        target, path=bin_dir,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == f"juju-upgrader: error: {message}\n"
+
+
+def test_juju_3_refuses_a_newer_minor_with_juju_message(stream_url: str, bin_dir: Path) -> None:
+    done = run(
+        "plan", "--stream-url", stream_url, "--agent-version", "3.5.6", "--target-version",
+        "3.6.12", "--policy", "juju-3", path=bin_dir,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith('juju-upgrader: error: cannot upgrade to "3.6.12" due to')
+    assert "upgrading a controller to a newer major.minor version 3.6 not supported" in (
+        done.stderr
+    )
+
+
+def test_unreachable_stream_is_one_line(bin_dir: Path, tmp_path: Path) -> None:
+    with serve_directory(tmp_path) as url:  # serves an empty directory: 404 for everything
+        done = run("plan", "--stream-url", url, "--agent-version", "3.6.10", path=bin_dir)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"juju-upgrader: error: no agent metadata at {url}: tried "
+        f"{url}/streams/v1/index2.json, {url}/streams/v1/index.json\n"
+    )
+
+
+def test_malformed_stream_is_one_line_and_debug_shows_traceback(
+    bin_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "streams" / "v1").mkdir(parents=True)
+    (tmp_path / "streams" / "v1" / "index2.json").write_text("{not json")
+    with serve_directory(tmp_path) as url:
+        done = run("plan", "--stream-url", url, "--agent-version", "3.6.10", path=bin_dir)
+        debug = run("--debug", "plan", "--stream-url", url, "--agent-version", "3.6.10",
+                    path=bin_dir)  # fmt: skip
+        debug_after = run("plan", "--stream-url", url, "--agent-version", "3.6.10", "--debug",
+                          path=bin_dir)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"juju-upgrader: error: {url}/streams/v1/index2.json: not ")
+    assert len(done.stderr.splitlines()) == 1
+    for output in (debug, debug_after):
+        assert output.returncode == 1
+        assert output.stderr.startswith("Traceback (most recent call last):\n")
+        assert output.stderr.splitlines()[-1] == done.stderr.strip()
+
+
+def test_connection_refused_is_one_line(bin_dir: Path) -> None:
+    with serve_directory(Path("/nonexistent")) as url:
+        pass  # the port is closed again: nothing listens there now
+    done = run(
+        "plan", "--stream-url", url, "--agent-version", "3.6.10", path=bin_dir,
+        env={"http_proxy": "", "HTTP_PROXY": ""},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("juju-upgrader: error: ")
+    assert url in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+# -- the program itself -----------------------------------------------------------------------
+
+
+def test_help_lists_the_commands(bin_dir: Path) -> None:
+    done = run("--help", path=bin_dir)
+    assert done.returncode == 0
+    assert "plan" in done.stdout
+    assert done.stderr == ""
+    plan = run("plan", "--help", path=bin_dir)
+    assert plan.returncode == 0
+    for option in ("--agent-version", "--client-version", "--target-version", "--policy",
+                   "--stream-url", "--stream", "--arch", "--os", "--format", "--quiet",
+                   "--debug"):  # fmt: skip
+        assert option in plan.stdout
+
+
+def test_juju_plugin_description(bin_dir: Path) -> None:
+    """``juju help plugins`` runs ``juju-upgrader --description`` and shows its first line."""
+    done = run("--description", path=bin_dir)
+    assert done.returncode == 0
+    assert done.stdout == (
+        "Plan Juju controller upgrades and stage agent binaries for air-gapped controllers\n"
+    )
+
+
+def test_installed_entry_point(bin_dir: Path, stream_url: str) -> None:
+    """The ``juju-upgrader`` script that installing the project puts next to Python."""
+    script = Path(sys.executable).parent / "juju-upgrader"
+    assert script.exists(), f"{script} missing: install the project (uv sync)"
+    done = subprocess.run(
+        [str(script), "plan", "--stream-url", stream_url, "--agent-version", "3.6.10",
+         "--format", "json"],
+        capture_output=True, text=True, env={"PATH": str(bin_dir)}, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["target-version"] == "3.6.12"
+
+
+def test_broken_pipe_is_silent(stream_url: str, bin_dir: Path) -> None:
+    """``juju-upgrader plan | head -1``: no traceback when the reader goes away."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "upgrader", "plan", "--stream-url", stream_url,
+         "--agent-version", "3.6.10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"PATH": str(bin_dir), "PYTHONPATH": str(ROOT / "lib")},
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # nobody reads the output
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err
+    assert err == ""
