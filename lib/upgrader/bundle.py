@@ -44,6 +44,7 @@ from .mirror import (
     fsync_directory,
     hash_file,
     storage_name,
+    write_atomic,
 )
 from .signing import juju_release_key, verify_clearsigned
 from .streams import AgentEntry, parse_index, parse_products
@@ -631,6 +632,9 @@ class ImportResult:
         signed: True when the archive's metadata was signed and verified.
         empty: True when the archive was an empty file (Juju's placeholder resource).
         bytes_written: bytes of tarballs written into the mirror.
+        sha256: the archive's sha256, when :func:`import_resource` computed it.
+        already_imported: True when :func:`import_resource` skipped an archive it had
+            imported before.
     """
 
     source: str
@@ -641,11 +645,15 @@ class ImportResult:
     signed: bool = False
     empty: bool = False
     bytes_written: int = 0
+    sha256: str = ""
+    already_imported: bool = False
 
     def summary(self) -> str:
         """One line for a log or a status message."""
         if self.empty:
             return f"no binaries in {self.source} (it is empty)"
+        if self.already_imported:
+            return f"{self.source} (sha256 {self.sha256[:12]}) was already imported"
         parts = [f"imported {len(self.imported)} agent binaries from {self.source}"]
         if self.present:
             parts.append(f"{len(self.present)} already present")
@@ -663,6 +671,7 @@ class ImportResult:
             "signed": "true" if self.signed else "false",
             "bytes-written": str(self.bytes_written),
             "summary": self.summary(),
+            **({"sha256": self.sha256} if self.sha256 else {}),
         }
 
 
@@ -791,6 +800,69 @@ def import_bundle(
         signed=contents.signed,
         bytes_written=written,
     )
+
+
+RESOURCE_RECORD = ".agent-binaries.sha256"
+"""File in the storage root holding the sha256 of the last archive imported in full."""
+
+
+def file_sha256(path: Path | str) -> str:
+    """The sha256 of a file, read in chunks.
+
+    Raises:
+        ArchiveError: the file cannot be read.
+    """
+    try:
+        return hash_file(Path(path))[0]
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {path}: {describe_os_error(exc)}") from None
+
+
+def import_resource(
+    archive_path: Path | str,
+    mirror: Mirror,
+    *,
+    force: bool = False,
+    keys: str | None = None,
+    limits: Limits = Limits(),
+    source: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ImportResult:
+    """Import an archive unless the same archive was already imported into this mirror.
+
+    The sha256 of every archive imported in full is remembered in the storage root
+    (:data:`RESOURCE_RECORD`), so a charm can call this on every upgrade-charm and
+    config-changed and only a newly attached archive does any work. The record lives with
+    the mirror, so a fresh storage imports the archive again.
+
+    Args:
+        archive_path: the archive.
+        mirror: the mirror to merge into.
+        force: import even when this archive was imported before (e.g. after a prune).
+        keys: as for :func:`import_bundle`.
+        limits: as for :func:`import_bundle`.
+        source: as for :func:`import_bundle`.
+        log: as for :func:`import_bundle`.
+
+    Returns:
+        The import's result, with ``sha256`` set; ``already_imported`` when skipped.
+
+    Raises:
+        As :func:`import_bundle`.
+    """
+    source = source or Path(archive_path).name
+    sha256 = file_sha256(archive_path)
+    record = mirror.root / RESOURCE_RECORD
+    try:
+        previous = record.read_text().strip()
+    except OSError:
+        previous = ""
+    if previous == sha256 and not force:
+        return ImportResult(source=source, sha256=sha256, already_imported=True)
+    result = import_bundle(archive_path, mirror, keys=keys, limits=limits, source=source, log=log)
+    if not result.empty:
+        write_atomic(record, f"{sha256}\n".encode())
+    return dataclasses.replace(result, sha256=sha256)
 
 
 def _newest_first(binaries: Iterable[BinaryVersion]) -> tuple[BinaryVersion, ...]:

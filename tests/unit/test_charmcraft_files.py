@@ -140,7 +140,7 @@ def test_expand_extensions_merges_config_and_actions(expanded: dict[str, Any]):
     assert expanded["config"]["options"] == config["options"]
     assert expanded["actions"] == actions
     assert set(expanded["config"]["options"]) == set(EXPECTED_DEFAULTS)
-    assert set(expanded["actions"]) == {"plan-upgrade"}
+    assert {"plan-upgrade", "import-binaries"} <= set(expanded["actions"])
 
 
 def test_expand_extensions_keeps_uv_plugin(expanded: dict[str, Any]):
