@@ -29,6 +29,11 @@ EXPECTED_DEFAULTS = {
     "architectures": "amd64",
     "agent-os": "ubuntu",
     "selection-policy": "documented",
+    "verify-signatures": True,
+    "signing-keys": "",
+    "ca-certificates": "",
+    "port": 8080,
+    "auto-sync": False,
 }
 EXPECTED_PLATFORMS = {
     ("ubuntu@22.04", "amd64"),
@@ -157,7 +162,8 @@ def test_config_yaml_passes_charmcraft_model():
     assert {name: opt.default for name, opt in config.options.items()} == EXPECTED_DEFAULTS
     for name, option in config.options.items():
         assert NAME_RE.match(name), name
-        assert option.type == "string", name
+        juju_type = {str: "string", int: "int", bool: "boolean"}[type(EXPECTED_DEFAULTS[name])]
+        assert option.type == juju_type, name
         assert option.description and option.description.strip(), name
 
 
