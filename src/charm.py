@@ -6,11 +6,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 import ops
 
+from upgrader.bundle import import_resource
 from upgrader.errors import InvalidInputError, TransientError, UpgraderError
 from upgrader.fetch import Fetcher, FetchSettings
+from upgrader.mirror import Mirror, MirrorBusyError
 from upgrader.plan import PlanRequest, make_plan, plan_results
 from upgrader.selection import Outcome, Policy
 from upgrader.settings import Settings
@@ -18,6 +22,9 @@ from upgrader.streams import StreamContents, read_stream
 from upgrader.versions import Version, parse_lenient
 
 logger = logging.getLogger(__name__)
+
+AGENT_BINARIES = "agent-binaries"
+BINARIES_STORAGE = "binaries"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +49,13 @@ class UpgraderCharm(ops.CharmBase):
         framework.observe(self.on.config_changed, self._on_config_changed)
         framework.observe(self.on["plan-upgrade"].action, self._on_plan_upgrade)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
+        # Air-gapped import of the agent-binaries resource.
+        self._stored.set_default(import_error="", import_retry=False, import_note="")
+        framework.observe(self.on.upgrade_charm, self._on_import_trigger)
+        framework.observe(self.on.config_changed, self._on_import_trigger)
+        framework.observe(self.on[BINARIES_STORAGE].storage_attached, self._on_import_trigger)
+        framework.observe(self.on.update_status, self._on_import_retry)
+        framework.observe(self.on["import-binaries"].action, self._on_import_binaries)
 
     def _on_config_changed(self, _: ops.ConfigChangedEvent) -> None:
         """Check that the configured stream can be read, so a bad source shows at once."""
@@ -85,9 +99,14 @@ class UpgraderCharm(ops.CharmBase):
         if self._stored.stream_error:
             status = ops.MaintenanceStatus if self._stored.stream_transient else ops.BlockedStatus
             event.add_status(status(str(self._stored.stream_error)))
+        if self._stored.import_error:
+            status = ops.MaintenanceStatus if self._stored.import_retry else ops.BlockedStatus
+            event.add_status(status(str(self._stored.import_error)))
         message = f"agent {self.model.juju_version}"
         if self._stored.planned:
             message += f"; upgrade target {self._stored.planned}"
+        if self._stored.import_note:
+            message += f"; {self._stored.import_note}"
         event.add_status(ops.ActiveStatus(message))
 
     def _plan_request(self, params: PlanParams, settings: Settings) -> PlanRequest:
@@ -119,6 +138,89 @@ class UpgraderCharm(ops.CharmBase):
         self._stored.stream_error = ""
         self._stored.stream_transient = False
         return contents
+
+    # --- air-gapped import (agent-binaries resource) -------------------------------------
+
+    def _on_import_trigger(self, _: ops.EventBase) -> None:
+        """Import a newly attached agent-binaries resource; an unchanged one costs a hash."""
+        self._import_binaries(force=False)
+
+    def _on_import_retry(self, _: ops.UpdateStatusEvent) -> None:
+        """Retry an import that found the mirror busy (a sync was running)."""
+        if self._stored.import_retry:
+            self._import_binaries(force=False)
+
+    def _on_import_binaries(self, event: ops.ActionEvent) -> None:
+        if self._binaries_root() is None:
+            event.fail(
+                f"no {BINARIES_STORAGE} storage attached: the imported binaries are kept there; "
+                f"add it with `juju add-storage {self.unit.name} {BINARIES_STORAGE}`"
+            )
+            return
+        if self._resource_path() is None:
+            event.fail(
+                f"no {AGENT_BINARIES} resource attached: make one on a connected machine with "
+                "`juju-upgrader bundle DIR -o agents.tar.gz`, then run `juju attach-resource "
+                f"{self.app.name} {AGENT_BINARIES}=./agents.tar.gz`"
+            )
+            return
+        force = bool(event.params.get("force", False))
+        error, results = self._import_binaries(force=force, log=event.log)
+        if error:
+            event.fail(error)
+        else:
+            event.set_results(results)
+
+    def _binaries_root(self) -> Path | None:
+        """The mount point of the binaries storage, or None when none is attached."""
+        storages = self.model.storages[BINARIES_STORAGE]
+        return Path(storages[0].location) if storages else None
+
+    def _resource_path(self) -> Path | None:
+        """The fetched agent-binaries resource, or None when none is attached."""
+        try:
+            return self.model.resources.fetch(AGENT_BINARIES)
+        except (ops.ModelError, NameError) as exc:
+            logger.debug("no %s resource: %s", AGENT_BINARIES, exc)
+            return None
+
+    def _import_binaries(
+        self, *, force: bool, log: Callable[[str], None] | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """Import the resource into the mirror, recording the outcome for the unit status.
+
+        Returns:
+            An error message ("" on success) and the action results.
+        """
+        root = self._binaries_root()
+        if root is None:
+            return "", {}  # storage-attached imports it once the storage is there
+        path = self._resource_path()
+        if path is None:
+            return "", {}
+        keys = str(self.config.get("signing-keys") or "").strip() or None
+        try:
+            result = import_resource(
+                path,
+                Mirror(root),
+                force=force,
+                keys=keys,
+                source=f"the {AGENT_BINARIES} resource",
+                log=log,
+            )
+        except UpgraderError as exc:
+            message = f"cannot import: {exc}"
+            logger.error(message)
+            self._stored.import_error = message
+            self._stored.import_retry = isinstance(exc, MirrorBusyError)
+            return message, {}
+        self._stored.import_error = ""
+        self._stored.import_retry = False
+        if not result.already_imported:
+            logger.info("%s", result.summary())
+            if result.imported:
+                self._stored.import_note = f"imported {len(result.imported)} agent binaries"
+        return "", result.results()
 
 
 def _optional_version(text: str, option: str) -> Version | None:

@@ -735,7 +735,7 @@ def _plan(
                 f"{contents.source}: {first.binary} would be stored at {content.target}, "
                 "which the mirror lists with other content; refusing the whole archive"
             )
-    return list(new.values()), present
+    return sorted(new.values(), key=lambda c: c.target), present
 
 
 def import_bundle(
