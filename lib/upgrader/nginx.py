@@ -127,13 +127,6 @@ def _check_path(path: object, option: str) -> None:
         )
 
 
-def mirror_url(address: str, port: int) -> str:
-    """The ``agent-metadata-url`` a controller uses to read the mirror at an address and port."""
-    check_port(port)
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}/{SERVED_DIR}"
-
-
 def render_site(site: Site) -> str:
     """The nginx ``server`` block serving ``<root>/tools`` read-only.
 
