@@ -785,7 +785,12 @@ def import_bundle(
             mirror.check_free_space(
                 needed + limits.reserve_bytes, what=f"importing {source} ({needed} bytes)"
             )
-            temp = Path(tempfile.mkdtemp(prefix=".import-", dir=mirror.root))
+            try:
+                temp = Path(tempfile.mkdtemp(prefix=".import-", dir=mirror.root))
+            except OSError as exc:
+                raise MirrorError(
+                    f"cannot use storage {mirror.root}: {describe_os_error(exc)}"
+                ) from None
             try:
                 written = _extract(raw, contents, work, temp)
                 imported = _publish(mirror, work, log)

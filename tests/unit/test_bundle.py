@@ -876,3 +876,60 @@ def test_gzip_reader_reads_concatenated_members(tmp_path: Path) -> None:
         while chunk := reader.read(300):
             data += chunk
     assert data == b"a" * 1000 + b"b" * 1000
+
+
+# --------------------------------------------------------------------------------------------
+# import_resource: the charm's entry point, remembering what it imported
+
+
+def test_import_resource_remembers_the_archive_and_skips_it_next_time(
+    good: Path, mirror: Mirror
+) -> None:
+    first = bundle.import_resource(good, mirror, source="the agent-binaries resource")
+    assert len(first.imported) == 3
+    assert first.sha256 == bundle.file_sha256(good)
+    assert first.results()["sha256"] == first.sha256
+    record = mirror.root / bundle.RESOURCE_RECORD
+    assert record.read_text() == f"{first.sha256}\n"
+    before = snapshot(mirror)
+    again = bundle.import_resource(good, mirror, source="the agent-binaries resource")
+    assert again.already_imported
+    assert (again.imported, again.present) == ((), ())
+    assert again.summary() == (
+        f"the agent-binaries resource (sha256 {first.sha256[:12]}) was already imported"
+    )
+    assert snapshot(mirror) == before
+
+
+def test_import_resource_force_restores_pruned_binaries(good: Path, mirror: Mirror) -> None:
+    bundle.import_resource(good, mirror)
+    with mirror.lock("prune"):
+        mirror.prune(1, protected=[])
+    assert [str(e.binary) for e in mirror.staged("released")] == [
+        "3.6.12-ubuntu-arm64",
+        "3.6.12-ubuntu-amd64",
+        "3.5.7-ubuntu-amd64",
+    ]
+    assert bundle.import_resource(good, mirror).already_imported
+    forced = bundle.import_resource(good, mirror, force=True)
+    assert forced.imported == binaries("3.6.11-ubuntu-amd64")
+    assert forced.present == binaries("3.6.12-ubuntu-amd64", "3.6.12-ubuntu-arm64")
+    assert mirror.verify() == []
+
+
+def test_import_resource_does_not_remember_refused_or_empty_archives(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    record = mirror.root / bundle.RESOURCE_RECORD
+    bad = write_archive(tmp_path / "bad.tar.gz", hostile_members("symlink", good_members))
+    for _ in range(2):  # refused again: nothing remembered it
+        with pytest.raises(ArchiveError, match="is a symbolic link"):
+            bundle.import_resource(bad, mirror)
+    (tmp_path / "empty").write_bytes(b"")
+    assert bundle.import_resource(tmp_path / "empty", mirror).empty
+    assert not record.exists()
+
+
+def test_import_into_a_missing_storage_root_is_refused(good: Path, tmp_path: Path) -> None:
+    with pytest.raises(bundle.MirrorError, match="cannot use storage"):
+        import_bundle(good, Mirror(tmp_path / "absent"))
