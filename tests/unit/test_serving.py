@@ -1,0 +1,92 @@
+"""The serving options, the status line and the leader's peer data."""
+
+from __future__ import annotations
+
+import pytest
+
+from upgrader.errors import InvalidInputError
+from upgrader.serving import LeaderMirror, ServingSettings, newest_staged, serving_message
+from upgrader.streams import AgentEntry
+from upgrader.versions import parse, parse_binary
+
+URL = "http://10.1.2.3:8080/tools"
+
+
+def entries(*binaries: str) -> list[AgentEntry]:
+    return [AgentEntry(parse_binary(b), f"released/juju-{b}.tgz", 1, "0" * 64) for b in binaries]
+
+
+def test_defaults() -> None:
+    assert ServingSettings() == ServingSettings(port=8080, auto_sync=False)
+
+
+@pytest.mark.parametrize("port", [0, 70000, "8080"])
+def test_bad_port(port: object) -> None:
+    with pytest.raises(
+        InvalidInputError, match=r"invalid port .*: use a TCP port from 1 to 65535"
+    ):
+        ServingSettings(port=port)  # type: ignore[arg-type]
+
+
+def test_bad_auto_sync() -> None:
+    with pytest.raises(InvalidInputError, match="invalid auto-sync 'yes': use true or false"):
+        ServingSettings(auto_sync="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("binaries", "arches", "text"),
+    [
+        (
+            ("3.6.12-ubuntu-amd64", "3.6.12-ubuntu-arm64"),
+            ("amd64", "arm64"),
+            "serving 3.6.12 (2 arches)",
+        ),
+        (("3.6.12-ubuntu-amd64",), ("amd64",), "serving 3.6.12 (1 arch)"),
+        (
+            ("3.6.12-ubuntu-amd64", "3.6.11-ubuntu-amd64", "3.5.7-ubuntu-amd64"),
+            ("amd64",),
+            "serving 3.6.12 (1 arch) and 2 older versions",
+        ),
+        (
+            ("3.6.12-ubuntu-amd64", "3.6.11-ubuntu-amd64"),
+            ("amd64",),
+            "serving 3.6.12 (1 arch) and 1 older version",
+        ),
+        (
+            ("3.7.0-ubuntu-s390x", "3.6.12-centos-amd64"),
+            ("amd64",),
+            "serving no agents yet (run sync-binaries)",
+        ),
+        ((), ("amd64",), "serving no agents yet (run sync-binaries)"),
+    ],
+)
+def test_serving_message(binaries: tuple[str, ...], arches: tuple[str, ...], text: str) -> None:
+    assert serving_message(entries(*binaries), "ubuntu", arches, URL) == (
+        f"{text}; agent-metadata-url={URL}"
+    )
+
+
+def test_newest_staged() -> None:
+    found = entries("3.6.9-ubuntu-amd64", "3.6.12-ubuntu-arm64", "3.7.0-centos-amd64")
+    assert newest_staged(found, "ubuntu") == parse("3.6.12")
+    assert newest_staged(found, "windows") is None
+
+
+def test_leader_mirror_round_trip() -> None:
+    mirror = LeaderMirror(URL, "abc123")
+    assert mirror.as_dict() == {"mirror-url": URL, "mirror-revision": "abc123"}
+    assert LeaderMirror.from_dict(mirror.as_dict()) == mirror
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"mirror-url": URL},
+        {"mirror-revision": "abc"},
+        {"mirror-url": "not a url", "mirror-revision": "abc"},
+        {"mirror-url": "ftp://x/tools", "mirror-revision": "abc"},
+    ],
+)
+def test_unusable_leader_data_is_ignored(data: dict[str, str]) -> None:
+    assert LeaderMirror.from_dict(data) is None
