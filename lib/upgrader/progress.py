@@ -27,7 +27,12 @@ LOG_INTERVAL = 10.0
 """Seconds between two total-progress lines when not on a terminal."""
 
 DEFAULT_WIDTH = 80
-BAR_WIDTH = 24
+BAR_WIDTH = 30
+"""Widest bar drawn; narrower when the terminal is."""
+MIN_BAR = 5
+"""Narrowest bar worth drawing; below it only the numbers are shown."""
+MAX_LABEL = 32
+MIN_LABEL = 8
 
 _UP = "\x1b[A"
 _CLEAR_DOWN = "\x1b[J"
@@ -283,33 +288,52 @@ class TransferDisplay:
 
     def _draw(self, now: float) -> None:
         width = (self._width or terminal_width(self._stream)) - 1
-        lines = [self._file_line(name, state) for name, state in self._active.items()]
+        rows = [
+            (_short_name(name), state.done, state.size, state.rate)
+            for name, state in self._active.items()
+        ]
         if self._active or self._finished:
-            lines.append(self._total_line())
+            count = f"{self._finished}/{self._files}" if self._files else str(self._finished)
+            rows.append((f"total {count}", self._total_done, self._total_size, self._total_rate()))
+        stats_width = max((len(_stats(*row[1:])) for row in rows), default=0)
+        longest = max((len(row[0]) for row in rows), default=0)
+        label_width = max(min(longest, MAX_LABEL, width - stats_width - 1), MIN_LABEL)
+        lines = [_bar_line(*row, label_width=label_width, width=width) for row in rows]
         if lines:
             self._stream.write("\n".join(_fit(line, width) for line in lines))
         self._stream.flush()
         self._drawn = len(lines)
         self._last_draw = now
 
-    def _file_line(self, name: str, state: _File) -> str:
-        fraction = _fraction(state.done, state.size)
-        left = format_duration(_eta(state.size - state.done, state.rate))
-        return (
-            f"{bar(fraction)} {int(fraction * 100):3}% {format_size(state.done):>9} / "
-            f"{format_size(state.size):<9} {format_size(state.rate):>9}/s  {left:>5}  {name}"
-        )
 
-    def _total_line(self) -> str:
-        fraction = _fraction(self._total_done, self._total_size)
-        rate = self._total_rate()
-        left = format_duration(_eta(self._total_size - self._total_done, rate))
-        count = f"{self._finished}/{self._files}" if self._files else str(self._finished)
-        return (
-            f"{bar(fraction)} {int(fraction * 100):3}% {format_size(self._total_done):>9} / "
-            f"{format_size(self._total_size):<9} {format_size(rate):>9}/s  {left:>5}  "
-            f"total, {count} files staged"
-        )
+def _short_name(name: str) -> str:
+    """``3.6.12-ubuntu-amd64`` for ``juju-3.6.12-ubuntu-amd64.tgz``: what tells files apart."""
+    if name.startswith("juju-") and name.endswith(".tgz"):
+        return name[len("juju-") : -len(".tgz")]
+    return name
+
+
+def _stats(done: int, size: int, rate: float) -> str:
+    """``  45%  18.0 MiB/40.0 MiB    5.1 MiB/s    0:04``."""
+    fraction = _fraction(done, size)
+    left = format_duration(_eta(size - done, rate))
+    return (
+        f"{int(fraction * 100):3}% {format_size(done):>9}/{format_size(size):<9} "
+        f"{format_size(rate) + '/s':>11} {left:>7}"
+    )
+
+
+def _bar_line(
+    label: str, done: int, size: int, rate: float, *, label_width: int, width: int
+) -> str:
+    """``label  [####....]  45%  18.0 MiB/40.0 MiB  5.1 MiB/s  0:04``, fitted to ``width``."""
+    fraction = _fraction(done, size)
+    stats = _stats(done, size, rate)
+    label = label if len(label) <= label_width else label[: max(label_width - 1, 0)] + "…"
+    room = width - label_width - len(stats) - 2
+    if room >= MIN_BAR + 2:
+        return f"{label:<{label_width}} {bar(fraction, min(room - 2, BAR_WIDTH))} {stats}"
+    return f"{label:<{label_width}} {stats}"
 
 
 def _files(count: int) -> str:

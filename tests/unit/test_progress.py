@@ -95,17 +95,16 @@ def test_terminal_bars_per_file_and_total_redrawn_in_place() -> None:
     display(report("b.tgz", 200 * MIB, 20 * MIB, 5 * MIB, 70 * MIB, 300 * MIB))
     shown = screen(term.getvalue())
     assert shown == [
-        "[############............]  50%  50.0 MiB / 100.0 MiB  10.0 MiB/s   0:05  a.tgz",
-        "[##......................]  10%  20.0 MiB / 200.0 MiB   5.0 MiB/s   0:36  b.tgz",
-        "[#####...................]  23%  70.0 MiB / 300.0 MiB  15.0 MiB/s   0:15  total, "
-        "0/2 files staged",
+        "a.tgz     [###############...............]  50%  50.0 MiB/100.0 MiB  10.0 MiB/s    0:05",
+        "b.tgz     [###...........................]  10%  20.0 MiB/200.0 MiB   5.0 MiB/s    0:36",
+        "total 0/2 [#######.......................]  23%  70.0 MiB/300.0 MiB  15.0 MiB/s    0:15",
     ]
     clock.now += 4
     display(report("a.tgz", 100 * MIB, 100 * MIB, 10 * MIB, 120 * MIB, 300 * MIB, finished=True))
     shown = screen(term.getvalue())
     assert shown[0] == "staged a.tgz (100.0 MiB in 7.0 s, 10.0 MiB/s)"
-    assert shown[1].endswith("b.tgz")
-    assert shown[2].endswith("total, 1/2 files staged")
+    assert shown[1].startswith("b.tgz     [")
+    assert shown[2].startswith("total 1/2 [")
     assert len(shown) == 3
     clock.now += 1
     display(report("b.tgz", 200 * MIB, 200 * MIB, 0.0, 300 * MIB, 300 * MIB, finished=True))
@@ -133,15 +132,37 @@ def test_terminal_redraws_at_most_every_interval() -> None:
     assert " 60%" in screen(term.getvalue())[0]
 
 
-def test_terminal_lines_never_wrap() -> None:
+@pytest.mark.parametrize("width", [30, 40, 64, 80, 120])
+def test_terminal_lines_never_wrap(width: int) -> None:
     term = FakeTerminal()
-    display = TransferDisplay(term, width=40, clock=Clock())
+    display = TransferDisplay(term, width=width, clock=Clock())
     name = "juju-3.6.12-ubuntu-amd64-with-a-very-long-name.tgz"
-    display(report(name, 100, 10, 5.0, 10, 100))
+    display(report(name, 100 * MIB, 10 * MIB, 5.0 * MIB, 10 * MIB, 100 * MIB))
     shown = screen(term.getvalue())
     assert len(shown) == 2
-    assert all(len(line) <= 39 for line in shown)
-    assert shown[0].endswith("…")
+    assert all(len(line) <= width - 1 for line in shown)
+    assert shown[0].startswith("3.6.12-")  # juju- and .tgz are left out
+    assert "…" in shown[0]
+    assert ("[" in shown[0]) == (width >= 100)  # a bar only where there is room for one
+
+
+def test_typical_names_get_a_bar_on_an_80_column_terminal() -> None:
+    term = FakeTerminal()
+    clock = Clock()
+    display = TransferDisplay(term, width=80, clock=clock)
+    display.start(3, 120 * MIB)
+    display(
+        report("juju-3.6.12-ubuntu-amd64.tgz", 40 * MIB, 18 * MIB, 5.1 * MIB, 30 * MIB, 120 * MIB)
+    )
+    clock.now += 1
+    display(
+        report("juju-3.6.12-ubuntu-arm64.tgz", 40 * MIB, 12 * MIB, 4 * MIB, 30 * MIB, 120 * MIB)
+    )
+    assert screen(term.getvalue()) == [
+        "3.6.12-ubuntu-amd64 [#####.......]  45%  18.0 MiB/40.0 MiB    5.1 MiB/s    0:04",
+        "3.6.12-ubuntu-arm64 [###.........]  30%  12.0 MiB/40.0 MiB    4.0 MiB/s    0:07",
+        "total 0/3           [###.........]  25%  30.0 MiB/120.0 MiB   9.1 MiB/s    0:10",
+    ]
 
 
 def test_reports_after_close_are_ignored() -> None:
