@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,17 +16,20 @@ import ops
 from upgrader.bundle import import_resource
 from upgrader.errors import InvalidInputError, TransientError, UpgraderError
 from upgrader.fetch import Fetcher, FetchSettings
-from upgrader.mirror import Mirror, MirrorBusyError
+from upgrader.mirror import Mirror, MirrorBusyError, agent_metadata_url, format_bytes
 from upgrader.plan import PlanRequest, make_plan, plan_results
 from upgrader.selection import Outcome, Policy
-from upgrader.settings import Settings
+from upgrader.settings import Settings, parse_architectures
 from upgrader.streams import StreamContents, read_stream
-from upgrader.versions import Version, parse_lenient
+from upgrader.sync import Progress, SyncError, SyncRequest, SyncSettings, sync, sync_results
+from upgrader.versions import SeriesFilter, Version, parse_lenient, parse_major_minor
 
 logger = logging.getLogger(__name__)
 
 AGENT_BINARIES = "agent-binaries"
 BINARIES_STORAGE = "binaries"
+DEFAULT_MIRROR_PORT = 8080
+"""The mirror's port when the charm has no ``port`` option."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +40,22 @@ class PlanParams:
     client_version: str = ""
     target_version: str = ""
     policy: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncParams:
+    """The ``sync-binaries`` action parameters."""
+
+    version: str = ""
+    dry_run: bool = False
+    architectures: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneParams:
+    """The ``prune-binaries`` action parameters."""
+
+    keep: int | None = None
 
 
 class UpgraderCharm(ops.CharmBase):
@@ -48,6 +69,8 @@ class UpgraderCharm(ops.CharmBase):
         self._stored.set_default(stream_error="", stream_transient=False, planned="")
         framework.observe(self.on.config_changed, self._on_config_changed)
         framework.observe(self.on["plan-upgrade"].action, self._on_plan_upgrade)
+        framework.observe(self.on["sync-binaries"].action, self._on_sync_binaries)
+        framework.observe(self.on["prune-binaries"].action, self._on_prune_binaries)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         # Air-gapped import of the agent-binaries resource.
         self._stored.set_default(import_error="", import_retry=False, import_note="")
@@ -96,18 +119,140 @@ class UpgraderCharm(ops.CharmBase):
             self.load_config(Settings)
         except ValueError as exc:
             event.add_status(ops.BlockedStatus(f"invalid config: {exc}"))
+        try:
+            self.load_config(SyncSettings)
+        except ValueError as exc:
+            event.add_status(ops.BlockedStatus(f"invalid config: {exc}"))
         if self._stored.stream_error:
             status = ops.MaintenanceStatus if self._stored.stream_transient else ops.BlockedStatus
             event.add_status(status(str(self._stored.stream_error)))
         if self._stored.import_error:
             status = ops.MaintenanceStatus if self._stored.import_retry else ops.BlockedStatus
             event.add_status(status(str(self._stored.import_error)))
+        if not self.model.storages[BINARIES_STORAGE]:
+            event.add_status(ops.BlockedStatus(_no_storage_message(self.unit.name)))
         message = f"agent {self.model.juju_version}"
         if self._stored.planned:
             message += f"; upgrade target {self._stored.planned}"
         if self._stored.import_note:
             message += f"; {self._stored.import_note}"
         event.add_status(ops.ActiveStatus(message))
+
+    def _on_sync_binaries(self, event: ops.ActionEvent) -> None:
+        storages = self.model.storages[BINARIES_STORAGE]
+        if not storages:
+            event.fail(_no_storage_message(self.unit.name))
+            return
+        params = event.load_params(SyncParams, errors="fail")
+        try:
+            settings = self.load_config(Settings)
+            parallel = self.load_config(SyncSettings).parallel_downloads
+        except ValueError as exc:
+            event.fail(f"invalid config: {exc}")
+            return
+        try:
+            series = parse_major_minor(params.version) if params.version.strip() else None
+            arches = (
+                parse_architectures(params.architectures)
+                if params.architectures.strip()
+                else settings.arch_list
+            )
+        except InvalidInputError as exc:
+            event.fail(str(exc))
+            return
+        contents = self._read_stream(settings)
+        if contents is None:
+            event.fail(str(self._stored.stream_error))
+            return
+        try:
+            request = self._sync_request(series, arches, settings, contents, event.log)
+            with Fetcher(FetchSettings.from_charm_environ(os.environ)) as fetcher:
+                result = sync(
+                    Mirror(storages[0].location),
+                    contents,
+                    request,
+                    fetcher,
+                    parallel=parallel,
+                    dry_run=params.dry_run,
+                    progress=_file_logger(event.log),
+                )
+        except SyncError as exc:
+            event.set_results(sync_results(exc.result, self._agent_metadata_url()))
+            event.fail(str(exc))
+            return
+        except UpgraderError as exc:
+            event.fail(str(exc))
+            return
+        for binary in result.missing:
+            event.log(f"not in the {result.stream} stream: {binary}")
+        event.set_results(sync_results(result, self._agent_metadata_url()))
+
+    def _on_prune_binaries(self, event: ops.ActionEvent) -> None:
+        storages = self.model.storages[BINARIES_STORAGE]
+        if not storages:
+            event.fail(_no_storage_message(self.unit.name))
+            return
+        params = event.load_params(PruneParams, errors="fail")
+        if params.keep is None:
+            event.fail("keep is required: the number of versions to keep per major.minor, e.g. 2")
+            return
+        mirror = Mirror(storages[0].location)
+        try:
+            current = parse_lenient(str(self.model.juju_version))
+            with mirror.lock("prune"):
+                result = mirror.prune(params.keep, protected=[current])
+        except UpgraderError as exc:
+            event.fail(str(exc))
+            return
+        for path in result.files_removed:
+            event.log(f"removed {path}")
+        event.set_results(
+            {
+                "removed": ", ".join(str(v) for v in result.removed),
+                "kept": ", ".join(str(v) for v in result.kept),
+            }
+        )
+
+    def _sync_request(
+        self,
+        series: SeriesFilter | None,
+        arches: tuple[str, ...],
+        settings: Settings,
+        contents: StreamContents,
+        log: Callable[[str], None],
+    ) -> SyncRequest:
+        """The binaries to stage: a major[.minor] series, or else the plan-upgrade target."""
+        if series is not None:
+            return SyncRequest(series=series, os_names=(settings.agent_os,), architectures=arches)
+        plan = self._plan_request(PlanParams(), settings)
+        selection = make_plan(contents, dataclasses.replace(plan, architectures=arches))
+        log(f"staging {selection.target}, the plan-upgrade target ({selection.reason})")
+        return SyncRequest(
+            versions=(selection.target,), os_names=(settings.agent_os,), architectures=arches
+        )
+
+    def _agent_metadata_url(self) -> str:
+        """What the controller's ``agent-metadata-url`` should be once the mirror is served."""
+        return agent_metadata_url(self._mirror_address(), self._mirror_port())
+
+    def _mirror_address(self) -> str:
+        """The unit address controllers reach: the juju-info binding's ingress address.
+
+        Falls back to this machine's FQDN when Juju gives no address (the serving code may
+        refine this, e.g. to prefer a dedicated binding).
+        """
+        try:
+            binding = self.model.get_binding("juju-info")
+            address = binding.network.ingress_address if binding is not None else None
+        except ops.ModelError as exc:
+            logger.warning("cannot read the juju-info binding: %s", exc)
+            address = None
+        return str(address) if address is not None else socket.getfqdn()
+
+    def _mirror_port(self) -> int:
+        """The port the mirror is served on (the ``port`` option when the charm has one)."""
+        port = self.config.get("port")
+        return port if isinstance(port, int) else DEFAULT_MIRROR_PORT
 
     def _plan_request(self, params: PlanParams, settings: Settings) -> PlanRequest:
         return PlanRequest(
@@ -221,6 +366,29 @@ class UpgraderCharm(ops.CharmBase):
             if result.imported:
                 self._stored.import_note = f"imported {len(result.imported)} agent binaries"
         return "", result.results()
+
+
+def _no_storage_message(unit: str) -> str:
+    return (
+        f"no {BINARIES_STORAGE} storage attached: the staged agent binaries are kept there; "
+        f"add it with `juju add-storage {unit} {BINARIES_STORAGE}`"
+    )
+
+
+def _file_logger(log: Callable[[str], None]) -> Callable[[Progress], None]:
+    """A progress callback that logs one line per staged file (called from worker threads)."""
+    lock = threading.Lock()
+
+    def report(progress: Progress) -> None:
+        if progress.finished:
+            with lock:
+                log(
+                    f"{progress.name}: {format_bytes(progress.size)} at "
+                    f"{format_bytes(progress.rate)}/s "
+                    f"({format_bytes(progress.total_done)} of {format_bytes(progress.total_size)})"
+                )
+
+    return report
 
 
 def _optional_version(text: str, option: str) -> Version | None:

@@ -684,6 +684,7 @@ def sync(
     """
     check_parallel(parallel)
     started = time.monotonic()
+    select_entries(contents, request)  # refuse a request the stream cannot meet before locking
     if dry_run:
         plan = plan_sync(contents, mirror.staged_all(), request)
         return _result(plan, plan.download_bytes, (), started, dry_run=True)

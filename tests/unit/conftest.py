@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import ops
 import pytest
 import yaml
 from ops import testing
+from scenario import mocking
 
 from charm import UpgraderCharm
 from support.gpg import Keys, throwaway_keys
@@ -29,6 +31,19 @@ def ctx() -> testing.Context[UpgraderCharm]:
         config=_load("config.yaml"),
         juju_version="3.6.8",
     )
+
+
+@pytest.fixture
+def no_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Juju's answer when no agent-binaries resource is attached: resource-get fails.
+
+    (Scenario instead treats a resource missing from the State as an inconsistency.)
+    """
+
+    def resource_get(self: object, name: str) -> str:
+        raise ops.ModelError(f"ERROR could not download resource: {name} not found")
+
+    monkeypatch.setattr(mocking._MockModelBackend, "resource_get", resource_get)
 
 
 @pytest.fixture(scope="session")

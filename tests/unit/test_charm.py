@@ -31,7 +31,8 @@ def stream_url(tmp_path: Path) -> Iterator[str]:
 
 def run_plan(ctx, config: dict, params: dict | None = None) -> tuple[dict, testing.State]:
     state = ctx.run(
-        ctx.on.action("plan-upgrade", params=params or {}), testing.State(config=config)
+        ctx.on.action("plan-upgrade", params=params or {}),
+        testing.State(config=config, storages={testing.Storage("binaries")}),
     )
     return ctx.action_results, state
 
@@ -139,8 +140,11 @@ def test_bad_document_blocks_on_config_changed(ctx, tmp_path: Path) -> None:
     assert "not valid JSON" in state.unit_status.message
 
 
+@pytest.mark.usefixtures("no_resource")
 def test_stream_recovers_after_fix(ctx, tmp_path: Path) -> None:
-    bad = testing.State(config={"stream-url": tmp_path.as_uri()})
+    bad = testing.State(
+        config={"stream-url": tmp_path.as_uri()}, storages={testing.Storage("binaries")}
+    )
     state = ctx.run(ctx.on.config_changed(), bad)
     assert isinstance(state.unit_status, ops.BlockedStatus)
     write_stream(tmp_path, AGENTS)

@@ -29,6 +29,7 @@ EXPECTED_DEFAULTS = {
     "architectures": "amd64",
     "agent-os": "ubuntu",
     "selection-policy": "documented",
+    "parallel-downloads": 4,
     "verify-signatures": True,
     "signing-keys": "",
     "ca-certificates": "",
@@ -145,7 +146,9 @@ def test_expand_extensions_merges_config_and_actions(expanded: dict[str, Any]):
     assert expanded["config"]["options"] == config["options"]
     assert expanded["actions"] == actions
     assert set(expanded["config"]["options"]) == set(EXPECTED_DEFAULTS)
-    assert {"plan-upgrade", "import-binaries"} <= set(expanded["actions"])
+    assert {"plan-upgrade", "import-binaries", "sync-binaries", "prune-binaries"} <= set(
+        expanded["actions"]
+    )
 
 
 def test_expand_extensions_keeps_uv_plugin(expanded: dict[str, Any]):
