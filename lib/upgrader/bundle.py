@@ -1129,7 +1129,7 @@ def _write_bundle(
     """
     total = sum(len(b) for b in metadata.values())
     with open(temp, "wb") as raw:
-        gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0)
+        gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=0, mtime=0)
         with gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             made: set[str] = set()
             for name, body in metadata.items():
