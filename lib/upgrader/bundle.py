@@ -1040,8 +1040,9 @@ def make_bundle(
     The archive holds, under ``tools/``, every metadata file of ``streams/v1`` and every
     tarball the metadata lists (each checked against its listed size and sha256 while it is
     copied), nothing else; members are sorted, with fixed owners, modes and times, so the
-    same mirror always gives the same archive. It is written beside ``output`` and renamed
-    into place when complete.
+    same mirror always gives the same archive. The gzip stream stores rather than compresses
+    (level 0): agent tarballs are compressed already, and deflating them again only costs
+    time. It is written beside ``output`` and renamed into place when complete.
 
     Args:
         mirror_dir: a directory holding ``tools/streams/v1`` (storage root, ``--local-dir``)

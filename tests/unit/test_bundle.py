@@ -334,6 +334,24 @@ def test_archives_made_by_hand_with_other_prefixes_are_accepted(
     assert mirror.verify() == []
 
 
+@pytest.mark.needs_system
+@pytest.mark.parametrize("what", [["tools"], ["."]])
+def test_archive_made_with_gnu_tar_is_accepted(
+    tmp_path: Path, mirror: Mirror, what: list[str]
+) -> None:
+    """What the README tells people without juju-upgrader: tar -czf of a --local-dir tree."""
+    if shutil.which("tar") is None:
+        if os.environ.get("UPGRADER_CI") == "1":
+            pytest.fail("tar is not installed")
+        pytest.skip("tar is not installed")
+    src = local_dir(tmp_path / "src")
+    archive = tmp_path / "agents.tar.gz"
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(src), *what], check=True)
+    result = import_bundle(archive, mirror)
+    assert len(result.imported) == 3
+    assert mirror.verify() == []
+
+
 def test_official_condensed_layout_is_stored_in_the_mirror_layout(
     tmp_path: Path, mirror: Mirror
 ) -> None:
