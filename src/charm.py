@@ -297,10 +297,7 @@ class UpgraderCharm(ops.CharmBase):
 
     def _on_import_binaries(self, event: ops.ActionEvent) -> None:
         if self._binaries_root() is None:
-            event.fail(
-                f"no {BINARIES_STORAGE} storage attached: the imported binaries are kept there; "
-                f"add it with `juju add-storage {self.unit.name} {BINARIES_STORAGE}`"
-            )
+            event.fail(_no_storage_message(self.unit.name))
             return
         if self._resource_path() is None:
             event.fail(

@@ -358,7 +358,7 @@ def test_action_without_storage_fails_clearly(ctx, archive: Path) -> None:
     with pytest.raises(testing.ActionFailed) as failed:
         ctx.run(ctx.on.action("import-binaries"), state(archive, storage=False))
     assert failed.value.message == (
-        "no binaries storage attached: the imported binaries are kept there; add it with "
+        "no binaries storage attached: the staged agent binaries are kept there; add it with "
         "`juju add-storage upgrader/0 binaries`"
     )
 
