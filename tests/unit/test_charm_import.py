@@ -15,7 +15,6 @@ from pathlib import Path
 import ops
 import pytest
 from ops import testing
-from scenario import mocking
 
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
@@ -207,16 +206,6 @@ def test_empty_placeholder_resource_is_not_an_error(ctx, tmp_path: Path) -> None
 def test_hook_without_storage_waits_for_it(ctx, archive: Path) -> None:
     out = ctx.run(ctx.on.upgrade_charm(), state(archive, storage=False))
     assert "import" not in out.unit_status.message
-
-
-@pytest.fixture
-def no_resource(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Juju's answer when nothing was attached to a local charm: resource-get fails."""
-
-    def resource_get(self, name: str) -> str:
-        raise ops.ModelError(f"ERROR could not download resource: {name} not found")
-
-    monkeypatch.setattr(mocking._MockModelBackend, "resource_get", resource_get)
 
 
 @pytest.mark.usefixtures("no_resource")
