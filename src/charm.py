@@ -20,7 +20,7 @@ from upgrader.mirror import Mirror, MirrorBusyError, agent_metadata_url, format_
 from upgrader.plan import PlanRequest, make_plan, plan_results
 from upgrader.selection import Outcome, Policy
 from upgrader.settings import Settings, parse_architectures
-from upgrader.streams import StreamContents, read_stream
+from upgrader.streams import StreamContents, Validators, check_for_changes, read_stream
 from upgrader.sync import Progress, SyncError, SyncRequest, SyncSettings, sync, sync_results
 from upgrader.versions import SeriesFilter, Version, parse_lenient, parse_major_minor
 
@@ -67,11 +67,13 @@ class UpgraderCharm(ops.CharmBase):
         """Observe the events this charm handles."""
         super().__init__(framework)
         self._stored.set_default(stream_error="", stream_transient=False, planned="")
+        self._stored.set_default(stream_unverified="", stream_validators={})
         framework.observe(self.on.config_changed, self._on_config_changed)
         framework.observe(self.on["plan-upgrade"].action, self._on_plan_upgrade)
         framework.observe(self.on["sync-binaries"].action, self._on_sync_binaries)
         framework.observe(self.on["prune-binaries"].action, self._on_prune_binaries)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
+        framework.observe(self.on.update_status, self._on_update_status)
         # Air-gapped import of the agent-binaries resource.
         self._stored.set_default(import_error="", import_retry=False, import_note="")
         framework.observe(self.on.upgrade_charm, self._on_import_trigger)
@@ -112,7 +114,10 @@ class UpgraderCharm(ops.CharmBase):
         self._stored.planned = (
             str(selection.target) if selection.outcome is Outcome.UPGRADE else ""
         )
-        event.set_results(plan_results(selection, contents))
+        results = plan_results(selection, contents)
+        if not contents.verified:
+            results["unverified-reason"] = contents.unverified_reason
+        event.set_results(results)
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
         try:
@@ -136,6 +141,8 @@ class UpgraderCharm(ops.CharmBase):
             message += f"; upgrade target {self._stored.planned}"
         if self._stored.import_note:
             message += f"; {self._stored.import_note}"
+        if self._stored.stream_unverified:
+            message += " (unverified source)"
         event.add_status(ops.ActiveStatus(message))
 
     def _on_sync_binaries(self, event: ops.ActionEvent) -> None:
@@ -266,23 +273,65 @@ class UpgraderCharm(ops.CharmBase):
             architectures=settings.arch_list,
         )
 
-    def _read_stream(self, settings: Settings) -> StreamContents | None:
-        """Read the stream, recording any failure for the unit status."""
+    def _on_update_status(self, _: ops.UpdateStatusEvent) -> None:
+        """Retry a failed stream read; after a good one, re-read only if the index changed.
+
+        When the last read succeeded this costs one conditional request (HTTP 304). Before
+        any read (config-changed does the first), it does nothing.
+        """
+        validators = Validators.from_dict(dict(self._stored.stream_validators))
+        if not self._stored.stream_error and validators is None:
+            return
         try:
-            with Fetcher(FetchSettings.from_charm_environ(os.environ)) as fetcher:
-                contents = read_stream(
-                    settings.stream_url,
-                    settings.stream,
-                    lambda url: fetcher.get_document(url).body,
-                )
+            settings = self.load_config(Settings)
+        except ValueError:
+            return
+        if not self._stored.stream_error and validators is not None:
+            try:
+                with Fetcher(self._fetch_settings(settings)) as fetcher:
+                    if not check_for_changes(validators, fetcher):
+                        return
+            except UpgraderError as exc:
+                self._record_stream_error(exc)
+                return
+        self._read_stream(settings)
+
+    def _fetch_settings(self, settings: Settings) -> FetchSettings:
+        """Juju's proxy settings for charms, plus the ca-certificates option."""
+        return FetchSettings.from_charm_environ(
+            os.environ, ca_certificates=settings.ca_certificates.strip() or None
+        )
+
+    def _read_stream(self, settings: Settings) -> StreamContents | None:
+        """Read the stream, recording any failure (and whether it was verified) for the status."""
+        trust = settings.trust(f"run: juju config {self.app.name} verify-signatures=false")
+        try:
+            with Fetcher(self._fetch_settings(settings)) as fetcher:
+                contents = read_stream(settings.stream_url, settings.stream, fetcher, trust=trust)
         except UpgraderError as exc:
-            logger.warning("cannot read agent stream: %s", exc)
-            self._stored.stream_error = f"cannot read agent stream: {exc}"
-            self._stored.stream_transient = isinstance(exc, TransientError)
+            self._record_stream_error(exc)
             return None
         self._stored.stream_error = ""
         self._stored.stream_transient = False
+        self._stored.stream_unverified = (
+            "" if contents.verified else contents.unverified_reason or "not verified"
+        )
+        if not contents.verified:
+            logger.warning(
+                "agent metadata from %s is not verified: %s",
+                contents.base_url,
+                contents.unverified_reason,
+            )
+        self._stored.stream_validators = (
+            contents.validators.as_dict() if contents.validators else {}
+        )
         return contents
+
+    def _record_stream_error(self, exc: UpgraderError) -> None:
+        """Keep a stream failure for the status: Maintenance if transient, else Blocked."""
+        logger.warning("cannot read agent stream: %s", exc)
+        self._stored.stream_error = f"cannot read agent stream: {exc}"
+        self._stored.stream_transient = isinstance(exc, TransientError)
 
     # --- air-gapped import (agent-binaries resource) -------------------------------------
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, SignatureError
 from .selection import Policy
-from .streams import DEFAULT_STREAM_URL, check_stream_name, check_stream_url
+from .signing import key_fingerprints
+from .streams import DEFAULT_STREAM_URL, TrustPolicy, check_stream_name, check_stream_url
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.]*\Z")
 
@@ -50,6 +51,9 @@ class Settings:
     architectures: str = "amd64"
     agent_os: str = "ubuntu"
     selection_policy: str = Policy.DOCUMENTED.value
+    verify_signatures: bool = True
+    signing_keys: str = dataclasses.field(default="", repr=False)
+    ca_certificates: str = dataclasses.field(default="", repr=False)
 
     def __post_init__(self) -> None:
         """Validate every option."""
@@ -58,6 +62,19 @@ class Settings:
         parse_architectures(self.architectures)
         check_os(self.agent_os)
         Policy.parse(self.selection_policy, option="selection-policy")
+        if not isinstance(self.verify_signatures, bool):
+            raise InvalidInputError(
+                f"invalid verify-signatures {self.verify_signatures!r}: use true or false"
+            )
+        if self.signing_keys.strip():
+            try:
+                key_fingerprints(self.signing_keys)  # InvalidInputError names signing-keys
+            except SignatureError:
+                pass  # gpg itself is unusable: reading the stream reports that
+        if self.ca_certificates.strip():
+            from .fetch import check_ca_certificates  # noqa: PLC0415 - keeps requests lazy
+
+            check_ca_certificates(self.ca_certificates)
 
     @property
     def arch_list(self) -> tuple[str, ...]:
@@ -68,3 +85,16 @@ class Settings:
     def policy(self) -> Policy:
         """The configured selection policy."""
         return Policy(self.selection_policy)
+
+    def trust(self, allow_unsigned: str) -> TrustPolicy:
+        """The trust policy of verify-signatures and signing-keys.
+
+        Args:
+            allow_unsigned: how the operator accepts unsigned metadata, for the refusal
+                message (e.g. "run: juju config upgrader verify-signatures=false").
+        """
+        return TrustPolicy(
+            keys=self.signing_keys.strip() or None,
+            verify_signatures=self.verify_signatures,
+            allow_unsigned=allow_unsigned,
+        )

@@ -5,22 +5,76 @@ expanded form that ``juju sync-agent-binary --local-dir`` writes (every field on
 the condensed form of the official stream (fields shared by all children lifted to the version,
 product or top level). A field missing on an item comes from its version (date) entry, then its
 product, then the top level, as python-simplestreams flattens it.
+
+Trust (:class:`TrustPolicy`, reference section 2). :func:`read_stream` reads the signed form
+first, as Juju does: ``streams/v1/index2.sjson``, then ``streams/v1/index.sjson`` when that is
+not found. Each signed document is verified with gpgv against the pinned keys (Juju's release key
+unless the caller gives others) and only the text gpgv reports as signed is parsed. The products
+path of a signed index is followed as written (it ends in ``.sjson`` in signed streams) and that
+products document must be signed too. Then:
+
+* ``verify_signatures=True`` (the default): a source without signed metadata is refused with a
+  :class:`~upgrader.errors.SignatureError` that lists the URLs tried and says how to accept
+  unsigned metadata (``TrustPolicy.allow_unsigned``: the charm names its config option, the
+  CLI its flag). A present ``.sjson`` whose signature does not verify is always an error.
+* ``verify_signatures=False``: signed metadata is still preferred and verified when the source
+  publishes it (``verified=True``). When the source has none, or its signature does not verify
+  (e.g. a mirror re-signed with a key we were not given), the unsigned ``index2.json`` /
+  ``index.json`` and the products file it names are read, ``verified=False``, and
+  ``StreamContents.unverified_reason`` says why. This is what Juju does for sources other than
+  the official one. A network failure (TransientError) or a malformed signed document is never
+  a reason to fall back: it is raised.
+* The official stream (any URL on a host in :data:`OFFICIAL_HOSTS`, i.e. streams.canonical.com)
+  is always verified, against Juju's release key, whatever ``verify_signatures`` and ``keys``
+  say (Juju's ``RequireSigned``).
+
+Conditional checks. A read records :class:`Validators` for the index document it used (its URL,
+``ETag``, ``Last-Modified`` and SHA-256) in ``StreamContents.validators``; they are plain strings
+(``as_dict``/``from_dict``) so a charm can keep them in StoredState. Later,
+``check_for_changes(validators, fetcher)`` costs one request: a conditional GET of that index
+(``If-None-Match``/``If-Modified-Since``). It returns False on HTTP 304, or when the body is
+byte-for-byte the one read before (servers and file URLs without validators), and True when the
+index changed or disappeared; then call :func:`read_stream` again. Only the index is checked:
+simplestreams publishers rewrite the index (its ``updated`` stamps) whenever a products file
+changes, and Juju's own generator, ``sign_metadata.py`` and mirrors copying upstream all do.
+
+Usage::
+
+    with Fetcher(FetchSettings.from_charm_environ(os.environ)) as fetcher:
+        trust = TrustPolicy(keys=None, verify_signatures=True,
+                            allow_unsigned="run `juju config upgrader verify-signatures=false`")
+        contents = read_stream(url, "released", fetcher, trust=trust)
+        saved = contents.validators.as_dict() if contents.validators else {}
+        ...
+        validators = Validators.from_dict(saved)
+        if validators is None or check_for_changes(validators, fetcher):
+            contents = read_stream(url, "released", fetcher, trust=trust)
+
+``read_stream`` also accepts a plain callable ``get(url) -> bytes`` instead of a fetcher (no
+conditional requests are made then; the validators hold only the URL and SHA-256).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
-from .errors import InvalidInputError, NotFoundError, StreamError
+from .errors import InvalidInputError, NotFoundError, SignatureError, StreamError
+from .signing import juju_release_key, verify_clearsigned
 from .versions import BinaryVersion, Version, parse
 
 DEFAULT_STREAM_URL = "https://streams.canonical.com/juju/tools"
+OFFICIAL_HOSTS = frozenset({"streams.canonical.com"})
+"""Hosts whose metadata is always verified against Juju's release key."""
 INDEX_PATHS = ("streams/v1/index2.json", "streams/v1/index.json")
+SIGNED_INDEX_PATHS = ("streams/v1/index2.sjson", "streams/v1/index.sjson")
+VERIFY_SIGNATURES_OPTION = "verify-signatures"
 INDEX_FORMAT = "index:1.0"
 PRODUCTS_FORMAT = "products:1.0"
 DATATYPE = "content-download"
@@ -63,6 +117,85 @@ def check_stream_url(url: str, *, option: str = "stream-url") -> str:
             "directory holding streams/v1, e.g. https://streams.canonical.com/juju/tools"
         )
     return url.rstrip("/")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustPolicy:
+    """Which agent metadata a reader accepts.
+
+    Attributes:
+        keys: ASCII-armoured public keys that may sign the metadata (the ``signing-keys``
+            option); None or empty means Juju's release key.
+        verify_signatures: True to refuse a source that has no valid signed metadata. False
+            to accept unsigned metadata; signed metadata is still preferred when present.
+        allow_unsigned: how the person accepts unsigned metadata, completing "to accept
+            unsigned metadata from this source, ..." in the refusal (the charm names its
+            config option, the CLI its flag).
+        official_hosts: hosts that are always verified against Juju's release key.
+    """
+
+    keys: str | None = dataclasses.field(default=None, repr=False)
+    verify_signatures: bool = True
+    allow_unsigned: str = f"set {VERIFY_SIGNATURES_OPTION}=false"
+    official_hosts: frozenset[str] = OFFICIAL_HOSTS
+
+    def is_official(self, base_url: str) -> bool:
+        """Whether a stream URL is on an official host (whose metadata is always verified)."""
+        host = urlsplit(base_url).hostname
+        return host is not None and host.lower().rstrip(".") in self.official_hosts
+
+    def requires_signature(self, base_url: str) -> bool:
+        """Whether a source must have valid signed metadata to be read at all."""
+        return self.verify_signatures or self.is_official(base_url)
+
+    def keys_for(self, base_url: str) -> str:
+        """The keys a source's signatures are checked against."""
+        if self.is_official(base_url) or not (self.keys or "").strip():
+            return juju_release_key()
+        return str(self.keys)
+
+
+@dataclasses.dataclass(frozen=True)
+class Validators:
+    """What identifies the version of an index document that was read.
+
+    Attributes:
+        url: the index URL that was read.
+        etag: its ``ETag``, if the server sent one.
+        last_modified: its ``Last-Modified``, if the server sent one.
+        sha256: the hex SHA-256 of its body as fetched.
+    """
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    sha256: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """Plain strings, e.g. for StoredState (missing values are empty strings)."""
+        return {
+            "url": self.url,
+            "etag": self.etag or "",
+            "last-modified": self.last_modified or "",
+            "sha256": self.sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Validators | None:
+        """Rebuild from :meth:`as_dict` output; None when there is nothing usable."""
+        if not data or not isinstance(data.get("url"), str) or not data["url"]:
+            return None
+
+        def text(key: str) -> str:
+            value = data.get(key)
+            return value if isinstance(value, str) else ""
+
+        return cls(
+            url=data["url"],
+            etag=text("etag") or None,
+            last_modified=text("last-modified") or None,
+            sha256=text("sha256"),
+        )
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -109,7 +242,11 @@ class StreamContents:
         index_url: the index document read.
         products_url: the products document read.
         entries: every agent tarball listed, one per (version, os, arch).
-        verified: True when the metadata's signature was checked against a pinned key.
+        verified: True when the index and products documents were signed and their
+            signatures verified against a pinned key.
+        validators: what :func:`check_for_changes` needs to tell whether the index changed.
+        unverified_reason: when not verified, why (no signed metadata, or the signature of
+            the signed metadata did not verify and verification was off); empty otherwise.
     """
 
     base_url: str
@@ -118,6 +255,8 @@ class StreamContents:
     products_url: str
     entries: tuple[AgentEntry, ...]
     verified: bool = False
+    validators: Validators | None = None
+    unverified_reason: str = ""
 
     def url_of(self, entry: AgentEntry) -> str:
         """The full download URL of an entry."""
@@ -139,22 +278,34 @@ def join_url(base_url: str, path: str) -> str:
 
 
 def check_relative_path(path: object, *, where: str) -> str:
-    """Accept only a plain relative path that stays below the stream's base URL."""
+    """Accept only a plain relative path that stays below the stream's base URL.
+
+    Refused: a scheme or host (``http://h/x``, ``//h/x``, ``c:/x``), a leading slash or
+    backslash, ``.`` or ``..`` segments, control characters, a query or fragment, and all of
+    these when percent-escaped (``%2e%2e/x``, ``%2fetc``), since a web server decodes them.
+    """
     if not isinstance(path, str) or not path:
         raise StreamError(f"{where}: path must be a non-empty string, got {path!r}")
+    decoded = unquote(path)
     parts = urlsplit(path)
-    segments = path.split("/")
+    segments = decoded.replace("\\", "/").split("/")
+    normalised = posixpath.normpath(decoded)
     if (
         parts.scheme
         or parts.netloc
-        or path.startswith(("/", "\\"))
-        or "\\" in path
+        or any(p.startswith(("/", "\\")) for p in (path, decoded))
+        or "\\" in decoded
         or any(s in ("..", ".") for s in segments)
-        or any(ord(c) < 32 for c in path)
+        or normalised == ".."
+        or normalised.startswith(("../", "/"))
+        or any(ord(c) < 32 or ord(c) == 127 for c in decoded)
+        or "?" in path
+        or "#" in path
+        or ":" in segments[0]
     ):
         raise StreamError(
-            f"{where}: path {path!r} must be relative to the stream URL (no scheme, host, "
-            "leading slash or '..')"
+            f"{where}: path {path!r} must be relative to the stream URL and stay below it "
+            "(no scheme, host, leading slash, '..', query or percent-escaped separators)"
         )
     return path
 
@@ -285,7 +436,7 @@ def parse_products(body: bytes, url: str, stream: str) -> list[AgentEntry]:
                 where_i = f"{where_v} item {iname}"
                 if not isinstance(item, dict):
                     raise StreamError(f"{where_i} must be an object")
-                flat = {**vflat, **_scalars(item)}
+                flat = {**vflat, **item}  # an item has no children: keep every field
                 if flat.get("ftype", "tar.gz") != "tar.gz":
                     continue
                 entry = _item_entry(flat, where_i, str(date))
@@ -304,32 +455,243 @@ def _defaults_from_product_id(pname: str) -> dict[str, str]:
 
 
 Getter = Callable[[str], bytes]
+"""A plain fetch function: a URL's body, raising NotFoundError when it does not exist."""
 
 
-def read_stream(base_url: str, stream: str, get: Getter) -> StreamContents:
-    """Read the unsigned metadata of one agent stream.
+class FetchedDocument(Protocol):
+    """What :meth:`DocumentSource.get_document` returns (an ``upgrader.fetch.Document``)."""
 
-    Tries ``streams/v1/index2.json`` and, when that is not found, ``streams/v1/index.json``.
+    @property
+    def body(self) -> bytes:
+        """The body; empty when not modified."""
+        ...
+
+    @property
+    def etag(self) -> str | None:
+        """The ``ETag`` header."""
+        ...
+
+    @property
+    def last_modified(self) -> str | None:
+        """The ``Last-Modified`` header."""
+        ...
+
+    @property
+    def not_modified(self) -> bool:
+        """True on HTTP 304."""
+        ...
+
+
+class DocumentSource(Protocol):
+    """Where metadata comes from: an ``upgrader.fetch.Fetcher`` or anything like it."""
+
+    def get_document(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchedDocument:
+        """Read a document, conditionally when validators are given.
+
+        Raises:
+            NotFoundError: the document does not exist (HTTP 404/401, missing file).
+            StreamError: any other failure (TransientError for network trouble).
+        """
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class _Fetched:
+    body: bytes
+    validators: Validators
+
+
+def _fetcher_of(source: DocumentSource | Getter) -> Callable[[str], _Fetched]:
+    """One way of fetching, whichever kind of source was given."""
+    get_document = getattr(source, "get_document", None)
+    if get_document is not None:
+
+        def fetch(url: str) -> _Fetched:
+            doc = get_document(url)
+            return _Fetched(
+                doc.body,
+                Validators(url, doc.etag, doc.last_modified, hashlib.sha256(doc.body).hexdigest()),
+            )
+
+        return fetch
+    if not callable(source):
+        raise TypeError(f"source must have get_document() or be callable, not {source!r}")
+    get: Getter = source
+
+    def fetch_plain(url: str) -> _Fetched:
+        body = get(url)
+        return _Fetched(body, Validators(url, sha256=hashlib.sha256(body).hexdigest()))
+
+    return fetch_plain
+
+
+class _NoMetadataError(NotFoundError):
+    """The source has no (complete) metadata of one kind; ``str()`` says what was tried."""
+
+
+def read_stream(
+    base_url: str,
+    stream: str,
+    source: DocumentSource | Getter,
+    *,
+    trust: TrustPolicy | None = None,
+) -> StreamContents:
+    """Read the metadata of one agent stream, signed first (see the module docstring).
 
     Args:
         base_url: the stream URL (the directory holding ``streams/v1``).
         stream: the stream name.
-        get: fetches a URL's body, raising NotFoundError when it does not exist.
+        source: an ``upgrader.fetch.Fetcher`` (or anything with its ``get_document``), or a
+            function returning a URL's body and raising NotFoundError when it does not exist.
+        trust: which metadata to accept; the default verifies against Juju's release key and
+            refuses unsigned sources.
+
+    Returns:
+        The stream's entries, with ``verified`` telling whether they came from verified
+        signed metadata.
 
     Raises:
-        StreamError: unreachable source or malformed document, naming the URL.
+        SignatureError: signed metadata is required and missing, or a signature does not
+            verify while verification is required.
+        NotFoundError: no metadata at all, or the index lacks the stream.
+        TransientError: the source could not be reached.
+        StreamError: a malformed document, naming its URL.
+        InvalidInputError: ``trust.keys`` holds no usable public key.
     """
     base_url = check_stream_url(base_url)
+    trust = trust or TrustPolicy()
+    fetch = _fetcher_of(source)
+    required = trust.requires_signature(base_url)
+    try:
+        return _read_signed(base_url, stream, fetch, trust.keys_for(base_url))
+    except _NoMetadataError as absent:
+        if required:
+            raise SignatureError(_refusal(base_url, str(absent), trust)) from None
+        reason = f"no signed metadata ({absent})"
+        signed_failure: StreamError = absent
+    except (NotFoundError, SignatureError) as exc:
+        if required:
+            raise
+        reason = str(exc)
+        signed_failure = exc
+    try:
+        contents = _read_unsigned(base_url, stream, fetch)
+    except _NoMetadataError as absent:
+        if not isinstance(signed_failure, _NoMetadataError):
+            raise signed_failure from None
+        raise NotFoundError(
+            f"no agent metadata at {base_url}: {signed_failure}; {absent}"
+        ) from None
+    return dataclasses.replace(contents, unverified_reason=reason)
+
+
+def _refusal(base_url: str, what: str, trust: TrustPolicy) -> str:
+    """The message refusing a source that has no signed metadata."""
+    if trust.is_official(base_url):
+        return (
+            f"no signed agent metadata at {base_url}: {what}; the official stream is always "
+            "verified against Juju's release key, so its unsigned metadata is not read (a "
+            "proxy or mirror in between may be serving an incomplete copy)"
+        )
+    return (
+        f"no signed agent metadata at {base_url}: {what}; signature verification is on, so "
+        f"unsigned metadata is not read. To accept unsigned metadata from this source, "
+        f"{trust.allow_unsigned}"
+    )
+
+
+def _tried(urls: list[str]) -> str:
+    return f"tried {', '.join(urls)} (not found)"
+
+
+def _read_signed(
+    base_url: str, stream: str, fetch: Callable[[str], _Fetched], keys: str
+) -> StreamContents:
+    tried: list[str] = []
+    for index_path in SIGNED_INDEX_PATHS:
+        index_url = join_url(base_url, index_path)
+        try:
+            index = fetch(index_url)
+        except NotFoundError:
+            tried.append(index_url)
+            continue
+        index_text = verify_clearsigned(index.body, keys, source=index_url)
+        products_path = parse_index(index_text, index_url, stream)
+        products_url = join_url(base_url, products_path)
+        try:
+            products = fetch(products_url)
+        except NotFoundError:
+            raise _NoMetadataError(
+                f"the signed index {index_url} names {products_url}, which was not found"
+            ) from None
+        products_text = verify_clearsigned(products.body, keys, source=products_url)
+        entries = parse_products(products_text, products_url, stream)
+        return StreamContents(
+            base_url,
+            stream,
+            index_url,
+            products_url,
+            tuple(entries),
+            verified=True,
+            validators=index.validators,
+        )
+    raise _NoMetadataError(_tried(tried))
+
+
+def _read_unsigned(base_url: str, stream: str, fetch: Callable[[str], _Fetched]) -> StreamContents:
     tried: list[str] = []
     for index_path in INDEX_PATHS:
         index_url = join_url(base_url, index_path)
         try:
-            body = get(index_url)
+            index = fetch(index_url)
         except NotFoundError:
             tried.append(index_url)
             continue
-        products_path = parse_index(body, index_url, stream)
+        products_path = parse_index(index.body, index_url, stream)
         products_url = join_url(base_url, products_path)
-        entries = parse_products(get(products_url), products_url, stream)
-        return StreamContents(base_url, stream, index_url, products_url, tuple(entries))
-    raise NotFoundError(f"no agent metadata at {base_url}: tried {', '.join(tried)}")
+        entries = parse_products(fetch(products_url).body, products_url, stream)
+        return StreamContents(
+            base_url,
+            stream,
+            index_url,
+            products_url,
+            tuple(entries),
+            verified=False,
+            validators=index.validators,
+        )
+    raise _NoMetadataError(_tried(tried))
+
+
+def check_for_changes(validators: Validators, source: DocumentSource | Getter) -> bool:
+    """Tell, with one request, whether the index read earlier has changed.
+
+    Args:
+        validators: ``StreamContents.validators`` of the earlier read.
+        source: as for :func:`read_stream`; only a ``get_document`` source can make a
+            conditional request (a plain function fetches the index and compares hashes).
+
+    Returns:
+        False when the server answers 304 Not Modified or sends the same bytes as before;
+        True when the index changed or no longer exists (read the stream again to find out
+        what happened).
+
+    Raises:
+        TransientError: the source could not be reached.
+        StreamError: another failure fetching the index.
+    """
+    get_document = getattr(source, "get_document", None)
+    try:
+        if get_document is not None:
+            doc = get_document(
+                validators.url, etag=validators.etag, last_modified=validators.last_modified
+            )
+            if doc.not_modified:
+                return False
+            body = doc.body
+        else:
+            body = _fetcher_of(source)(validators.url).body
+    except NotFoundError:
+        return True
+    return hashlib.sha256(body).hexdigest() != validators.sha256

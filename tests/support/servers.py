@@ -59,7 +59,7 @@ def serve_directory(
     handler = functools.partial(_QuietHandler, directory=str(root), log=log)
     server = _TLSServer(("127.0.0.1", 0), handler)
     server.tls = tls
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         scheme = "https" if tls else "http"

@@ -9,8 +9,11 @@ import ops
 import pytest
 from ops import testing
 
+from support.gpg import NEEDS_GPG, Keys, sign_stream
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
+
+pytestmark = NEEDS_GPG
 
 AGENTS = [
     Agent("3.6.12", "amd64"),
@@ -22,9 +25,20 @@ AGENTS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _signing_key(gpg_keys: Keys) -> None:
+    global SIGNING_KEY
+    SIGNING_KEY = gpg_keys.alice.armoured
+
+
+SIGNING_KEY = ""
+"""The public key the test streams are signed with (set per test from the gpg_keys fixture)."""
+
+
 @pytest.fixture
-def stream_url(tmp_path: Path) -> Iterator[str]:
+def stream_url(tmp_path: Path, gpg_keys: Keys) -> Iterator[str]:
     write_stream(tmp_path, AGENTS)
+    sign_stream(tmp_path, gpg_keys.signer, gpg_keys.alice)
     with serve_directory(tmp_path) as url:
         yield url
 
@@ -32,7 +46,10 @@ def stream_url(tmp_path: Path) -> Iterator[str]:
 def run_plan(ctx, config: dict, params: dict | None = None) -> tuple[dict, testing.State]:
     state = ctx.run(
         ctx.on.action("plan-upgrade", params=params or {}),
-        testing.State(config=config, storages={testing.Storage("binaries")}),
+        testing.State(
+            config={"signing-keys": SIGNING_KEY, **config},
+            storages={testing.Storage("binaries")},
+        ),
     )
     return ctx.action_results, state
 
@@ -48,7 +65,7 @@ def test_plan_upgrade_defaults_to_unit_agent_version(ctx, stream_url: str) -> No
         "available": "3.7.0, 3.6.12, 3.6.9",
         "next-steps": "juju upgrade-controller --agent-version 3.7.0",
         "source": stream_url,
-        "verified": "false",
+        "verified": "true",
     }
     assert state.unit_status == ops.ActiveStatus("agent 3.6.8; upgrade target 3.7.0")
 
@@ -122,32 +139,38 @@ def test_unreachable_stream_fails_action_and_blocks(ctx, tmp_path: Path) -> None
     url = (tmp_path / "nothing").as_uri()
     with pytest.raises(testing.ActionFailed) as exc:
         run_plan(ctx, {"stream-url": url})
-    assert "cannot read agent stream: no agent metadata at" in exc.value.message
+    assert f"cannot read agent stream: no signed agent metadata at {url}: tried " in (
+        exc.value.message
+    )
+    assert exc.value.message.endswith(
+        "To accept unsigned metadata from this source, run: juju config upgrader "
+        "verify-signatures=false"
+    )
     state = exc.value.state
     assert isinstance(state, testing.State)
     status = state.unit_status
     assert isinstance(status, ops.BlockedStatus)
-    assert "no agent metadata at" in status.message
+    assert "no signed agent metadata at" in status.message
 
 
-def test_bad_document_blocks_on_config_changed(ctx, tmp_path: Path) -> None:
+def test_bad_document_blocks_on_config_changed(ctx, tmp_path: Path, gpg_keys: Keys) -> None:
     (tmp_path / "streams/v1").mkdir(parents=True)
     (tmp_path / "streams/v1/index2.json").write_text("{oops")
-    state = ctx.run(
-        ctx.on.config_changed(), testing.State(config={"stream-url": tmp_path.as_uri()})
-    )
+    sign_stream(tmp_path, gpg_keys.signer, gpg_keys.alice)
+    config = {"stream-url": tmp_path.as_uri(), "signing-keys": SIGNING_KEY}
+    state = ctx.run(ctx.on.config_changed(), testing.State(config=config))
     assert isinstance(state.unit_status, ops.BlockedStatus)
     assert "not valid JSON" in state.unit_status.message
 
 
 @pytest.mark.usefixtures("no_resource")
-def test_stream_recovers_after_fix(ctx, tmp_path: Path) -> None:
-    bad = testing.State(
-        config={"stream-url": tmp_path.as_uri()}, storages={testing.Storage("binaries")}
-    )
+def test_stream_recovers_after_fix(ctx, tmp_path: Path, gpg_keys: Keys) -> None:
+    config = {"stream-url": tmp_path.as_uri(), "signing-keys": SIGNING_KEY}
+    bad = testing.State(config=config, storages={testing.Storage("binaries")})
     state = ctx.run(ctx.on.config_changed(), bad)
     assert isinstance(state.unit_status, ops.BlockedStatus)
     write_stream(tmp_path, AGENTS)
+    sign_stream(tmp_path, gpg_keys.signer, gpg_keys.alice)
     state = ctx.run(ctx.on.config_changed(), state)
     assert state.unit_status == ops.ActiveStatus("agent 3.6.8")
 

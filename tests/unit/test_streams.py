@@ -16,6 +16,7 @@ from support.streams import Agent, write_stream
 from upgrader.errors import InvalidInputError, NotFoundError, StreamError
 from upgrader.fetch import Fetcher, FetchSettings
 from upgrader.streams import (
+    TrustPolicy,
     check_relative_path,
     check_stream_name,
     check_stream_url,
@@ -34,6 +35,10 @@ AGENTS = [
 ]
 
 
+UNSIGNED = TrustPolicy(verify_signatures=False)
+"""These tests read unsigned streams; signed reading is tested in test_stream_trust.py."""
+
+
 def getter(settings: FetchSettings | None = None):
     fetcher = Fetcher(settings or FetchSettings(retries=1, backoff=0.0))
     return lambda url: fetcher.get_document(url).body
@@ -43,7 +48,7 @@ def getter(settings: FetchSettings | None = None):
 def test_reads_both_shapes_over_http(tmp_path: Path, condensed: bool) -> None:
     write_stream(tmp_path, AGENTS, condensed=condensed)
     with serve_directory(tmp_path) as url:
-        contents = read_stream(url + "/", "released", getter())
+        contents = read_stream(url + "/", "released", getter(), trust=UNSIGNED)
     assert contents.base_url == url
     assert contents.index_url == f"{url}/streams/v1/index2.json"
     assert contents.products_url == f"{url}/streams/v1/com.ubuntu.juju-released-agents.json"
@@ -68,24 +73,28 @@ def test_reads_both_shapes_over_http(tmp_path: Path, condensed: bool) -> None:
 
 def test_reads_file_url_and_falls_back_to_index_json(tmp_path: Path) -> None:
     write_stream(tmp_path, AGENTS, index_name="index.json")
-    contents = read_stream(tmp_path.as_uri(), "released", getter())
+    contents = read_stream(tmp_path.as_uri(), "released", getter(), trust=UNSIGNED)
     assert contents.index_url.endswith("streams/v1/index.json")
     assert len(contents.entries) == 5
 
 
 def test_other_streams(tmp_path: Path) -> None:
     write_stream(tmp_path, [Agent("3.7-beta1")], stream="devel")
-    contents = read_stream(tmp_path.as_uri(), "devel", getter())
+    contents = read_stream(tmp_path.as_uri(), "devel", getter(), trust=UNSIGNED)
     assert [str(e.version) for e in contents.entries] == ["3.7-beta1"]
     with pytest.raises(NotFoundError, match="no content id com.ubuntu.juju:released:agents"):
-        read_stream(tmp_path.as_uri(), "released", getter())
+        read_stream(tmp_path.as_uri(), "released", getter(), trust=UNSIGNED)
 
 
 def test_no_index_at_all(tmp_path: Path) -> None:
-    with serve_directory(tmp_path) as url:
+    with serve_directory(tmp_path) as url, Fetcher(FetchSettings(retries=1)) as fetcher:
         with pytest.raises(NotFoundError) as exc:
-            read_stream(url, "released", getter())
-    assert "index2.json" in str(exc.value) and "index.json" in str(exc.value)
+            read_stream(url, "released", fetcher, trust=UNSIGNED)
+    v1 = f"{url}/streams/v1"
+    assert str(exc.value) == (
+        f"no agent metadata at {url}: tried {v1}/index2.sjson, {v1}/index.sjson (not found); "
+        f"tried {v1}/index2.json, {v1}/index.json (not found)"
+    )
 
 
 def test_newest_date_wins(tmp_path: Path) -> None:
@@ -220,6 +229,22 @@ def products_with(item: dict[str, Any]) -> bytes:
         ({"path": "//evil.example/x.tgz"}, "must be relative"),
         ({"path": "file:///etc/passwd"}, "must be relative"),
         ({"path": "a\\..\\b"}, "must be relative"),
+        ({"path": "released/./x.tgz"}, "must be relative"),
+        ({"path": "%2e%2e/%2E%2E/etc/passwd"}, "must be relative"),
+        ({"path": "released/%2e%2e/%2e%2e/x.tgz"}, "must be relative"),
+        ({"path": "%2fetc/passwd"}, "must be relative"),
+        ({"path": "released%2f..%2f..%2fx.tgz"}, "must be relative"),
+        ({"path": "released%5c..%5cx.tgz"}, "must be relative"),
+        ({"path": "x.tgz?download=1"}, "must be relative"),
+        ({"path": "x.tgz#fragment"}, "must be relative"),
+        ({"path": "c:/windows/x.tgz"}, "must be relative"),
+        ({"path": "HTTPS://evil.example/x.tgz"}, "must be relative"),
+        ({"path": "released/x\x00.tgz"}, "must be relative"),
+        ({"path": "released/x%00.tgz"}, "must be relative"),
+        ({"path": 3}, "non-empty string"),
+        ({"size": 1e3}, "size must be a non-negative integer"),
+        ({"size": "ten"}, "size must be a non-negative integer"),
+        ({"size": [10]}, "size must be a non-negative integer"),
         ({"path": ""}, "non-empty string"),
         ({"arch": "amd-64"}, "arch 'amd-64' is not valid"),
     ],
