@@ -76,6 +76,7 @@ RELEASED = "released"
 METADATA_RESERVE = MIB
 """Free space kept back for rewriting the metadata files, on top of the tarballs' sizes."""
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\Z")
 _CONTENT_ID = re.compile(r"com\.ubuntu\.juju:([a-z0-9][a-z0-9.-]*):agents\Z")
 _FILE_MODE = 0o644  # served by a web server running as another user
 
@@ -93,7 +94,18 @@ class InsufficientSpaceError(MirrorError):
 
 
 def storage_name(stream: str, binary: BinaryVersion) -> str:
-    """The path of a tarball relative to ``tools/``: ``released/juju-3.6.12-ubuntu-amd64.tgz``."""
+    """The path of a tarball relative to ``tools/``: ``released/juju-3.6.12-ubuntu-amd64.tgz``.
+
+    Raises:
+        MirrorError: the stream, OS or architecture would not make a plain file name (they
+            come from upstream metadata, so a hostile ``arch`` such as ``../x`` is refused).
+    """
+    for what, value in (("stream", stream), ("OS", binary.release), ("architecture", binary.arch)):
+        if not _NAME.match(value):
+            raise MirrorError(
+                f"refusing to stage {binary}: its {what} {value!r} is not a plain name "
+                "(letters, digits, '.', '_', '+', '-'; not starting with '.')"
+            )
     return f"{stream}/juju-{binary}.tgz"
 
 

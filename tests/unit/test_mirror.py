@@ -382,3 +382,24 @@ def test_render_products_is_deterministic() -> None:
 )
 def test_agent_metadata_url(address: str, url: str) -> None:
     assert agent_metadata_url(address, 8080) == url
+
+
+@pytest.mark.parametrize(
+    ("stream", "binary", "what"),
+    [
+        (
+            "released",
+            BinaryVersion(parse("3.6.12"), "ubuntu", "../../etc/cron.d/x"),
+            "architecture",
+        ),
+        ("released", BinaryVersion(parse("3.6.12"), "ubu/ntu", "amd64"), "OS"),
+        ("released", BinaryVersion(parse("3.6.12"), ".hidden", "amd64"), "OS"),
+        ("../up", BinaryVersion(parse("3.6.12"), "ubuntu", "amd64"), "stream"),
+    ],
+)
+def test_storage_names_are_plain_file_names(stream: str, binary: BinaryVersion, what: str) -> None:
+    with pytest.raises(MirrorError, match=rf"refusing to stage .*: its {what} .* is not a plain"):
+        storage_name(stream, binary)
+    assert storage_name("released", BinaryVersion(parse("3.1-beta2"), "ubuntu", "s390x")) == (
+        "released/juju-3.1-beta2-ubuntu-s390x.tgz"
+    )

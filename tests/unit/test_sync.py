@@ -376,3 +376,28 @@ def test_not_enough_space_is_refused_before_downloading(
         sync(mirror, contents(server.url), exact("3.6.12"), fetcher())
     assert server.requests_for(".tgz") == []
     assert metadata(mirror.root) == {}
+
+
+def test_a_hostile_architecture_never_becomes_a_path(
+    server: FaultyServer, upstream: Path, mirror: Mirror, tmp_path: Path
+) -> None:
+    def escape(name: str, item: dict) -> None:
+        if name == "3.6.12-ubuntu-amd64":
+            item["arch"] = "../../../escaped"
+
+    edit_items(upstream, escape)
+    request = SyncRequest(versions=(parse("3.6.12"),), architectures=("../../../escaped",))
+    with pytest.raises(MirrorError, match=r"refusing to stage 3\.6\.12-ubuntu-\.\./\.\./\.\./esc"):
+        sync(mirror, contents(server.url), request, fetcher())
+    assert not list(tmp_path.rglob("*escaped*"))
+    assert server.requests_for(".tgz") == []
+
+
+def test_a_listed_file_gone_missing_is_fetched_again(server: FaultyServer, mirror: Mirror) -> None:
+    sync(mirror, contents(server.url), exact("3.6.12"), fetcher())
+    (mirror.tools / "released/juju-3.6.12-ubuntu-arm64.tgz").unlink()
+    (mirror.tools / "released/juju-3.6.12-ubuntu-amd64.tgz").write_bytes(b"truncated")
+    result = sync(mirror, contents(server.url), exact("3.6.12"), fetcher())
+    assert sorted(names(result.staged)) == ["3.6.12-ubuntu-amd64", "3.6.12-ubuntu-arm64"]
+    assert result.present == () and result.bytes_downloaded == 2 * SIZE
+    assert_valid(mirror)
