@@ -120,9 +120,24 @@ def stream_server(
 
 def test_active_with_local_stream(juju: jubilant.Juju, stream_server: tuple[str, list[str]]):
     url, requested = stream_server
-    juju.config(APP, {"stream-url": url, "stream": STREAM, "architectures": "amd64"})
+    # The stream is unsigned: the charm reads it only with verify-signatures off, after
+    # looking for the signed form first.
+    juju.config(
+        APP,
+        {
+            "stream-url": url,
+            "stream": STREAM,
+            "architectures": "amd64",
+            "verify-signatures": False,
+        },
+    )
     juju.wait(lambda status: jubilant.all_active(status, APP), error=jubilant.any_error)
-    assert any(path.endswith("/streams/v1/index2.json") for path in requested), requested
+    assert (
+        "(unverified source)" in juju.status().apps[APP].units[f"{APP}/0"].workload_status.message
+    )
+    signed = [p for p in requested if p.endswith("/streams/v1/index2.sjson")]
+    unsigned = [p for p in requested if p.endswith("/streams/v1/index2.json")]
+    assert signed and unsigned and requested.index(signed[0]) < requested.index(unsigned[0])
 
 
 def test_plan_upgrade(juju: jubilant.Juju, stream_server: tuple[str, list[str]]):
@@ -137,3 +152,4 @@ def test_plan_upgrade(juju: jubilant.Juju, stream_server: tuple[str, list[str]])
     assert task.results["outcome"] == "upgrade"
     assert task.results["target-version"] == VERSIONS[-1]
     assert task.results["source"] == stream_server[0]
+    assert task.results["verified"] == "false"
