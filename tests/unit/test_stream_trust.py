@@ -29,7 +29,7 @@ from upgrader.errors import (
     TransientError,
 )
 from upgrader.fetch import Fetcher, FetchSettings
-from upgrader.signing import JUJU_RELEASE_KEY_FINGERPRINT, juju_release_key
+from upgrader.signing import JUJU_RELEASE_KEY_FINGERPRINT, juju_release_key, key_fingerprints
 from upgrader.streams import (
     DEFAULT_STREAM_URL,
     TrustPolicy,
@@ -626,3 +626,21 @@ def test_mutated_sjson_gives_the_signed_entries_or_stream_errors(
         return
     # Accepted only if the mutation left the signed content as it was (e.g. armour whitespace).
     assert contents.verified and entries(contents) == EXPECTED
+
+
+# --------------------------------------------------------------------------- the sample stream
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-stream"
+SAMPLE_KEY = SAMPLE.parent / "sample-stream-key.asc"
+
+
+def test_sample_stream_verifies_with_its_published_key(fetcher: Fetcher) -> None:
+    key = SAMPLE_KEY.read_text()
+    assert "PRIVATE KEY" not in key and len(key_fingerprints(key)) == 1
+
+    contents = read_stream(SAMPLE.as_uri(), "released", fetcher, trust=TrustPolicy(keys=key))
+
+    assert contents.verified and contents.products_url.endswith(".sjson")
+    assert len(contents.entries) == 20
+    with pytest.raises(SignatureError, match="unknown key"):
+        read_stream(SAMPLE.as_uri(), "released", fetcher)  # Juju's key did not sign it
