@@ -173,7 +173,7 @@ class UpgraderCharm(ops.CharmBase):
             return
         try:
             request = self._sync_request(series, arches, settings, contents, event.log)
-            with Fetcher(FetchSettings.from_charm_environ(os.environ)) as fetcher:
+            with Fetcher(self._fetch_settings(settings)) as fetcher:
                 result = sync(
                     Mirror(storages[0].location),
                     contents,
