@@ -3,6 +3,15 @@
 Commands:
 
 * ``plan``: the selection the charm's ``plan-upgrade`` action makes, with the same result keys.
+* ``sync [VERSION] --local-dir DIR``: stage agent binaries into DIR in the layout the charm and
+  ``juju sync-agent-binary --local-dir`` use (``DIR/tools/...``), with the charm's engine
+  (:mod:`upgrader.sync`); the same result keys as the ``sync-binaries`` action.
+* ``bundle DIR -o agents.tar.gz``: the archive the charm's ``agent-binaries`` resource accepts
+  (:mod:`upgrader.bundle`).
+
+Metadata signatures are checked as the charm does (:class:`upgrader.streams.TrustPolicy`):
+against Juju's release key or ``--signing-keys``; ``--no-verify-signatures`` accepts unsigned
+metadata from sources other than the official stream.
 
 Conventions: results go to stdout (``--format text|json|yaml``); notes, progress and errors go
 to stderr. Exit status 0 on success, 2 for a bad argument, 1 for any other failure, 130 when
@@ -13,12 +22,14 @@ traceback). ``--quiet`` silences the notes and progress, never the results or er
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -31,14 +42,17 @@ from upgrader.settings import check_os, parse_architectures
 from upgrader.streams import (
     DEFAULT_STREAM_URL,
     StreamContents,
+    TrustPolicy,
     check_stream_name,
     check_stream_url,
     read_stream,
 )
-from upgrader.versions import Version, parse_lenient
+from upgrader.versions import SeriesFilter, Version, parse_lenient, parse_major_minor
 
 if TYPE_CHECKING:
     from upgrader.fetch import Fetcher
+    from upgrader.mirror import Mirror
+    from upgrader.sync import SyncRequest, SyncResult
 
 # requests and PyYAML are imported only by the commands that use them, so that --help, bad
 # arguments and Juju's `juju-upgrader --description` probe answer at once.
@@ -46,7 +60,8 @@ if TYPE_CHECKING:
 PROG = "juju-upgrader"
 DESCRIPTION = "Plan Juju controller upgrades and stage agent binaries for air-gapped controllers"
 FORMATS = ("text", "json", "yaml")
-COMMANDS = ("plan",)
+COMMANDS = ("plan", "sync", "bundle")
+DEFAULT_JOBS = 4
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -112,14 +127,6 @@ def parse_stream_url(text: str) -> str:
     return path.as_uri()
 
 
-def _version_option(option: str) -> Callable[[str], Version]:
-    def parse(text: str) -> Version:
-        return parse_lenient(text)
-
-    parse.__name__ = option
-    return _arg_type(parse)
-
-
 def _architectures(text: str) -> tuple[str, ...]:
     return parse_architectures(text, option="--arch")
 
@@ -134,6 +141,51 @@ def _os_name(text: str) -> str:
 
 def _policy(text: str) -> Policy:
     return Policy.parse(text, option="--policy")
+
+
+def _series(text: str) -> SeriesFilter:
+    return parse_major_minor(text)
+
+
+def _jobs(text: str) -> int:
+    from upgrader.sync import MAX_PARALLEL
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_PARALLEL:
+        raise InvalidInputError(
+            f"invalid --jobs {text!r}: use a whole number from 1 to {MAX_PARALLEL}"
+        )
+    return value
+
+
+def _keys_file(text: str) -> str:
+    """Read an ASCII-armoured public key file for --signing-keys."""
+    try:
+        keys = Path(text).expanduser().read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot read --signing-keys {text!r}: {exc.strerror or exc}; give a file of "
+            "ASCII-armoured public keys (gpg --armor --export KEYID > keys.asc)"
+        ) from None
+    if "-----BEGIN PGP PUBLIC KEY BLOCK-----" not in keys:
+        raise InvalidInputError(
+            f"invalid --signing-keys {text!r}: it holds no ASCII-armoured public key; export "
+            "one with gpg --armor --export KEYID > keys.asc"
+        )
+    return keys
+
+
+def _local_dir(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not text.strip() or (path.exists() and not path.is_dir()):
+        raise InvalidInputError(
+            f"invalid --local-dir {text!r}: give a directory to stage into (it is created if "
+            "missing)"
+        )
+    return path
 
 
 class _DescriptionAction(argparse.Action):
@@ -205,6 +257,24 @@ def _stream_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _trust_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--signing-keys",
+        type=_arg_type(_keys_file),
+        metavar="FILE",
+        help="ASCII-armoured public keys the metadata may be signed with (default: Juju's "
+        "release key; the official stream is always checked against that key)",
+    )
+    parser.add_argument(
+        "--verify-signatures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refuse sources without valid signed metadata (default); with "
+        "--no-verify-signatures, unsigned metadata is read from sources other than the "
+        "official stream",
+    )
+
+
 def _format_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
@@ -217,26 +287,25 @@ def _format_option(parser: argparse.ArgumentParser) -> None:
 def _selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--agent-version",
-        type=_version_option("agent_version"),
+        type=_arg_type(parse_lenient),
         metavar="VERSION",
         help="the controller's current agent version (default: from `juju show-controller`)",
     )
     parser.add_argument(
         "--client-version",
-        type=_version_option("client_version"),
+        type=_arg_type(parse_lenient),
         metavar="VERSION",
         help="the juju client version that will run the upgrade (default: from `juju version`)",
     )
     parser.add_argument(
         "--target-version",
-        type=_version_option("target_version"),
+        type=_arg_type(parse_lenient),
         metavar="VERSION",
         help="a specific version to upgrade to; the plan checks it is available and valid",
     )
     parser.add_argument(
         "--policy",
         type=_arg_type(_policy),
-        default=Policy.DOCUMENTED,
         metavar="POLICY",
         help="selection rules: documented, juju-2.9 or juju-3 (default documented)",
     )
@@ -280,8 +349,85 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _selection_options(plan)
     _stream_options(plan)
+    _trust_options(plan)
     _format_option(plan)
     plan.set_defaults(run=run_plan)
+
+    sync = commands.add_parser(
+        "sync",
+        parents=[common],
+        help="stage agent binaries into a local directory (a mirror the controller can use)",
+        description="Download agent binaries, verified against the stream's metadata, into "
+        "DIR/tools in the layout `juju sync-agent-binary --local-dir DIR` writes. With "
+        "VERSION (major or major.minor), every version of that series; without it, the target "
+        "`juju-upgrader plan` selects with the same options. Interrupted runs resume.",
+    )
+    sync.add_argument(
+        "version",
+        nargs="?",
+        type=_arg_type(_series),
+        metavar="VERSION",
+        help="major or major.minor to stage every version of, e.g. 3 or 3.6 (not 3.6.1); "
+        "default: the plan's target",
+    )
+    sync.add_argument(
+        "--local-dir",
+        type=_arg_type(_local_dir),
+        required=True,
+        metavar="DIR",
+        help="where to stage: DIR/tools gets the tarballs and streams/v1 metadata",
+    )
+    sync.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="download nothing: say what would be staged and how many bytes",
+    )
+    sync.add_argument(
+        "--jobs",
+        type=_arg_type(_jobs),
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"downloads at once, 1 to 16 (default {DEFAULT_JOBS})",
+    )
+    _selection_options(sync)
+    _stream_options(sync)
+    _trust_options(sync)
+    _format_option(sync)
+    sync.set_defaults(run=run_sync)
+
+    bundle = commands.add_parser(
+        "bundle",
+        parents=[common],
+        help="pack a staged directory into the charm's agent-binaries archive",
+        description="Write the archive the upgrader charm's agent-binaries resource accepts: "
+        "the metadata of DIR/tools/streams/v1 and every tarball it lists, each checked "
+        "against its listed size and sha256. Carry it to the air-gapped site and attach it "
+        "with `juju attach-resource upgrader agent-binaries=agents.tar.gz`.",
+    )
+    bundle.add_argument(
+        "directory",
+        type=Path,
+        metavar="DIR",
+        help="a directory made by `juju-upgrader sync --local-dir DIR` or `juju "
+        "sync-agent-binary --local-dir DIR` (or its tools directory)",
+    )
+    bundle.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("agents.tar.gz"),
+        metavar="FILE",
+        help="the archive to write (default agents.tar.gz)",
+    )
+    bundle.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    bundle.add_argument(
+        "--signing-keys",
+        type=_arg_type(_keys_file),
+        metavar="FILE",
+        help="public keys for signed (.sjson) metadata in DIR (default: Juju's release key)",
+    )
+    _format_option(bundle)
+    bundle.set_defaults(run=run_bundle)
     return parser
 
 
@@ -317,9 +463,18 @@ def _fetcher() -> Fetcher:
     return Fetcher(FetchSettings.from_client_environ(os.environ))
 
 
-def read_contents(fetcher: Fetcher, stream_url: str, stream: str) -> StreamContents:
-    """Read one agent stream's metadata."""
-    return read_stream(stream_url, stream, lambda url: fetcher.get_document(url).body)
+def trust_policy(args: argparse.Namespace) -> TrustPolicy:
+    """The metadata the options accept (the charm's rules, with the CLI's flag named)."""
+    return TrustPolicy(
+        keys=args.signing_keys,
+        verify_signatures=args.verify_signatures,
+        allow_unsigned="give --no-verify-signatures (or sign it and give --signing-keys)",
+    )
+
+
+def read_contents(fetcher: Fetcher, args: argparse.Namespace) -> StreamContents:
+    """Read the agent stream the options name, checking signatures as they say."""
+    return read_stream(args.stream_url, args.stream, fetcher, trust=trust_policy(args))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -364,29 +519,40 @@ def resolve_versions(args: argparse.Namespace) -> Versions:
     return Versions(agent, agent_source, client, client_source)
 
 
-def run_plan(args: argparse.Namespace, console: Console) -> int:
-    """``juju-upgrader plan``."""
-    versions = resolve_versions(args)
+def plan_request(args: argparse.Namespace, versions: Versions) -> PlanRequest:
+    """The plan the options ask for."""
+    return PlanRequest(
+        agent=versions.agent,
+        client=versions.client,
+        target=args.target_version,
+        policy=args.policy or Policy.DOCUMENTED,
+        os_name=args.os_name,
+        architectures=_arches(args),
+    )
+
+
+def _note_detected(console: Console, versions: Versions) -> None:
+    """Say on stderr which versions came from juju (text plans show it in the output)."""
     for name, value, source in (
         ("agent", versions.agent, versions.agent_source),
         ("client", versions.client, versions.client_source),
     ):
-        if value is not None and source.startswith("juju ") and args.format != "text":
+        if value is not None and source.startswith("juju "):
             console.note(f"{name} version {value} from `{source}`")
-    request = PlanRequest(
-        agent=versions.agent,
-        client=versions.client,
-        target=args.target_version,
-        policy=args.policy,
-        os_name=args.os_name,
-        architectures=_arches(args),
-    )
+
+
+def run_plan(args: argparse.Namespace, console: Console) -> int:
+    """``juju-upgrader plan``."""
+    versions = resolve_versions(args)
+    if args.format != "text":
+        _note_detected(console, versions)
+    request = plan_request(args, versions)
     with _fetcher() as fetcher:
-        contents = read_contents(fetcher, args.stream_url, args.stream)
+        contents = read_contents(fetcher, args)
     selection = make_plan(contents, request)
     results = plan_results(selection, contents)
     if args.format == "text":
-        console.out.write(plan_text(selection, contents, versions, request))
+        console.out.write(plan_text(selection, contents, versions, request, trust_policy(args)))
     else:
         console.out.write(render(results, args.format))
     return EXIT_OK
@@ -415,7 +581,11 @@ def render(results: dict[str, Any], fmt: str) -> str:
 
 
 def plan_text(
-    selection: Selection, contents: StreamContents, versions: Versions, request: PlanRequest
+    selection: Selection,
+    contents: StreamContents,
+    versions: Versions,
+    request: PlanRequest,
+    trust: TrustPolicy,
 ) -> str:
     """A plan written for a person: target, reason, where the versions came from, next steps."""
     if selection.outcome is Outcome.UPGRADE:
@@ -427,7 +597,6 @@ def plan_text(
         if versions.client is not None
         else "not given (rules for the agent's own major)"
     )
-    signed = "signature verified" if contents.verified else "signature not checked"
     rows = [
         ("agent version", f"{versions.agent} (from {_quote(versions.agent_source)})"),
         ("client version", client),
@@ -436,15 +605,251 @@ def plan_text(
         ("reason", selection.reason),
         ("available", ", ".join(str(v) for v in selection.candidates) or "nothing newer"),
         ("architectures", f"{', '.join(request.architectures)} ({request.os_name})"),
-        ("source", f"{contents.base_url} ({contents.stream} stream, {signed})"),
+        ("source", f"{contents.base_url} ({contents.stream} stream)"),
+        ("signature", signature_text(contents, trust)),
     ]
-    width = max(len(label) for label, _ in rows) + 2
-    lines = [headline, ""]
-    lines += [f"  {label + ':':<{width}}{value}" for label, value in rows]
+    lines = [headline, "", *table(rows)]
     if selection.warnings:
         lines += ["", "Warnings:"] + [f"  - {w}" for w in selection.warnings]
     lines += ["", "Next steps:"] + [f"  {step}" for step in next_steps(selection)]
     return "\n".join(lines) + "\n"
+
+
+def table(rows: Sequence[tuple[str, str]]) -> list[str]:
+    """``  label:  value`` lines with the values aligned."""
+    width = max(len(label) for label, _ in rows) + 2
+    return [f"  {label + ':':<{width}}{value}" for label, value in rows]
+
+
+def signature_text(contents: StreamContents, trust: TrustPolicy) -> str:
+    """Whether the metadata was verified, with which keys, and if not, why."""
+    if contents.verified:
+        official = trust.is_official(contents.base_url)
+        keys = "--signing-keys" if trust.keys and not official else "Juju's release key"
+        return f"verified ({keys})"
+    reason = contents.unverified_reason
+    if not reason or reason.startswith("no signed metadata"):
+        return "not verified: the source has no signed metadata (--no-verify-signatures)"
+    return f"not verified: {reason}"
+
+
+# -- sync ------------------------------------------------------------------------------------
+
+_PLAN_ONLY = ("agent_version", "client_version", "target_version", "policy")
+
+
+def sync_request(
+    args: argparse.Namespace, contents: StreamContents, console: Console
+) -> SyncRequest:
+    """What to stage: the VERSION series, or the target the plan selects.
+
+    Raises:
+        UsageError: VERSION given together with plan options.
+        SelectionError: no plan can be made.
+    """
+    from upgrader.sync import SyncRequest
+
+    arches = _arches(args)
+    if args.version is not None:
+        given = [f"--{name.replace('_', '-')}" for name in _PLAN_ONLY if getattr(args, name)]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} chooses the version to stage when VERSION is not given; "
+                f"give either VERSION ({args.version}) or the plan options"
+            )
+        return SyncRequest(series=args.version, os_names=(args.os_name,), architectures=arches)
+    versions = resolve_versions(args)
+    _note_detected(console, versions)
+    selection = make_plan(contents, plan_request(args, versions))
+    if selection.outcome is Outcome.UPGRADE:
+        console.note(
+            f"the plan selects {selection.target} (upgrade from {selection.agent}; "
+            f"{selection.reason})"
+        )
+    else:
+        console.note(f"the controller is up to date at {selection.agent}; staging that version")
+    return SyncRequest(
+        versions=(selection.target,), os_names=(args.os_name,), architectures=arches
+    )
+
+
+def run_sync(args: argparse.Namespace, console: Console) -> int:
+    """``juju-upgrader sync``."""
+    from upgrader.mirror import Mirror
+    from upgrader.progress import TransferDisplay
+    from upgrader.sync import plan_sync, sync, sync_results
+
+    mirror = Mirror(args.local_dir)
+    with _fetcher() as fetcher:
+        contents = read_contents(fetcher, args)
+        request = sync_request(args, contents, console)
+        if args.dry_run:
+            result = sync(mirror, contents, request, fetcher, dry_run=True, parallel=args.jobs)
+        else:
+            _make_dir(args.local_dir)
+            display = None if console.quiet else TransferDisplay(console.err, prefix=f"{PROG}: ")
+            if display is not None:
+                pending = plan_sync(contents, mirror.staged_all(), request)
+                display.start(len(pending.downloads), pending.download_bytes)
+            with _exit_at_once_on_interrupt(console), display or _nothing():
+                result = sync(
+                    mirror, contents, request, fetcher, parallel=args.jobs, progress=display
+                )
+    url = mirror.tools.resolve().as_uri()
+    if args.format == "text":
+        console.out.write(sync_text(result, contents, mirror, url, trust_policy(args)))
+    else:
+        console.out.write(render(sync_results(result, url), args.format))
+    return EXIT_OK
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UpgraderError(f"cannot create --local-dir {path}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextlib.contextmanager
+def _exit_at_once_on_interrupt(console: Console) -> Iterator[None]:
+    """Make Ctrl-C end a sync at once, instead of after the downloads in flight.
+
+    The staging engine keeps the mirror valid whatever the moment the process dies (it is
+    tested with SIGKILL) and resumes partial downloads, so exiting without unwinding is safe;
+    unwinding would wait for every download thread to finish its file.
+    """
+
+    def stop(signum: int, _frame: object) -> None:
+        console.err.write(
+            f"\n{PROG}: error: interrupted; the staged mirror is unchanged and consistent, "
+            "and running the same command again resumes the downloads\n"
+        )
+        console.err.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def sync_text(
+    result: SyncResult, contents: StreamContents, mirror: Mirror, url: str, trust: TrustPolicy
+) -> str:
+    """A sync summary for a person: what was staged, and how the controller gets it."""
+    from upgrader.progress import format_size
+
+    staged = len(result.staged)
+    noun = "agent binary" if staged == 1 else "agent binaries"
+    versions = ", ".join(str(v) for v in result.versions)
+    if result.dry_run:
+        headline = (
+            f"Dry run: would stage {staged} {noun} of {versions} into {mirror.tools} "
+            f"({format_size(result.bytes_downloaded)} to download)."
+        )
+    elif staged:
+        headline = (
+            f"Staged {staged} {noun} of {versions} into {mirror.tools} "
+            f"({format_size(result.bytes_downloaded)} downloaded in {result.seconds:.1f} s)."
+        )
+    else:
+        headline = f"Nothing to download: {versions} already staged in {mirror.tools}."
+    resumed = sum(f.resumed_from for f in result.files)
+    rows = [
+        ("versions", versions),
+        ("staged", ", ".join(str(b) for b in result.staged) or "none"),
+        ("present", ", ".join(str(b) for b in result.present) or "none"),
+    ]
+    if result.missing:
+        rows.append(("not in stream", ", ".join(str(b) for b in result.missing)))
+    if resumed:
+        rows.append(("resumed", f"{format_size(resumed)} reused from an interrupted run"))
+    rows += [
+        ("source", f"{contents.base_url} ({contents.stream} stream)"),
+        ("signature", signature_text(contents, trust)),
+        ("local URL", url),
+    ]
+    lines = [headline, "", *table(rows)]
+    if not result.dry_run:
+        lines += ["", *serve_steps(mirror.root, max(result.versions))]
+    return "\n".join(lines) + "\n"
+
+
+def serve_steps(root: Path, target: Version) -> list[str]:
+    """The ways to get a staged directory to the controller, then the upgrade."""
+    tools = root / "tools"
+    return [
+        "Next steps: get the binaries to the controller, one of",
+        "  a. serve them and point the controller at them:",
+        f"       python3 -m http.server --directory {tools} 8080",
+        "       juju model-config -m controller agent-metadata-url=http://<this-host>:8080",
+        "  b. carry them to the site and give them to the upgrader charm:",
+        f"       {PROG} bundle {root} -o agents.tar.gz",
+        "       juju attach-resource upgrader agent-binaries=agents.tar.gz",
+        "  c. upload them into the controller:",
+        f"       juju sync-agent-binary --source {root} --agent-version {target}",
+        "then:",
+        f"  juju upgrade-controller --agent-version {target}",
+    ]
+
+
+# -- bundle ----------------------------------------------------------------------------------
+
+
+def run_bundle(args: argparse.Namespace, console: Console) -> int:
+    """``juju-upgrader bundle``."""
+    from upgrader.bundle import find_tools_dir, make_bundle
+    from upgrader.progress import format_size
+
+    try:
+        find_tools_dir(args.directory)
+    except InvalidInputError as exc:
+        raise UsageError(str(exc)) from None
+    output: Path = args.output
+    if output.exists() and not args.force:
+        raise UsageError(f"{output} exists; give --force to replace it, or another -o FILE")
+    if output.exists() and not output.is_file():
+        raise UsageError(f"-o {output} is not a regular file")
+    result = make_bundle(
+        args.directory,
+        output,
+        keys=args.signing_keys,
+        log=None if console.quiet else console.note,
+    )
+    results = {
+        "output": str(result.output),
+        "binaries": ", ".join(str(b) for b in result.binaries),
+        "files": str(result.files),
+        "bytes": str(result.bytes),
+        "skipped": ", ".join(result.skipped),
+    }
+    if args.format != "text":
+        console.out.write(render(results, args.format))
+        return EXIT_OK
+    count = len(result.binaries)
+    noun = "agent binary" if count == 1 else "agent binaries"
+    rows = [
+        ("binaries", results["binaries"] or "none"),
+        ("files", f"{result.files} ({format_size(result.bytes)} before compression)"),
+    ]
+    if result.skipped:
+        rows.append(("skipped", f"{results['skipped']} (not listed in the metadata)"))
+    lines = [
+        f"Wrote {output} with {count} {noun} ({format_size(output.stat().st_size)}).",
+        "",
+        *table(rows),
+        "",
+        "Next steps (carry the archive to the controller's site, then):",
+        f"  juju attach-resource upgrader agent-binaries={output}",
+    ]
+    console.out.write("\n".join(lines) + "\n")
+    return EXIT_OK
 
 
 def _quote(source: str) -> str:

@@ -6,21 +6,34 @@ juju on the machine is never run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pty
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from ops import testing
 
+from support.faulty_server import Fault, FaultyServer
+from support.gpg import Keys, needs_gpg, sign_stream
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
+from upgrader.bundle import import_bundle
+from upgrader.mirror import Mirror
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "data" / "sample-stream"
+
+U = "--no-verify-signatures"
+"""Most tests read unsigned streams; the trust tests below sign theirs."""
 
 RESULT_KEYS = {
     "outcome",
@@ -51,9 +64,16 @@ def stream_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def bin_dir(tmp_path: Path) -> Path:
-    """The only directory on the command's PATH: empty unless a test adds a fake juju."""
+    """The only directory on the command's PATH: gpg's tools, and a fake juju if a test adds one.
+
+    PATH holds nothing else, so a real juju on this machine is never run.
+    """
     path = tmp_path / "bin"
     path.mkdir()
+    for tool in ("gpgv", "gpg"):
+        found = shutil.which(tool)
+        if found:
+            (path / tool).symlink_to(found)
     return path
 
 
@@ -131,7 +151,7 @@ def fake_juju(
 
 
 def plan_json(stream_url: str, bin_dir: Path, *args: str) -> dict[str, str]:
-    done = run("plan", "--stream-url", stream_url, "--format", "json", *args, path=bin_dir)
+    done = run("plan", U, "--stream-url", stream_url, "--format", "json", *args, path=bin_dir)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     return json.loads(done.stdout)
@@ -205,7 +225,7 @@ def test_plan_json_matches_the_action_results(stream_url: str, bin_dir: Path) ->
     from upgrader.fetch import Fetcher
     from upgrader.plan import PlanRequest, make_plan, plan_results
     from upgrader.selection import Policy
-    from upgrader.streams import read_stream
+    from upgrader.streams import TrustPolicy, read_stream
     from upgrader.versions import parse
 
     results = plan_json(
@@ -213,7 +233,8 @@ def test_plan_json_matches_the_action_results(stream_url: str, bin_dir: Path) ->
         "--policy", "juju-3",
     )  # fmt: skip
     with Fetcher() as fetcher:
-        contents = read_stream(stream_url, "released", lambda u: fetcher.get_document(u).body)
+        trust = TrustPolicy(verify_signatures=False)
+        contents = read_stream(stream_url, "released", fetcher, trust=trust)
     request = PlanRequest(parse("3.5.6"), parse("3.6.12"), policy=Policy.JUJU_3)
     assert results == plan_results(make_plan(contents, request), contents)
     assert results["client-version"] == "3.6.12"
@@ -221,7 +242,7 @@ def test_plan_json_matches_the_action_results(stream_url: str, bin_dir: Path) ->
 
 def test_plan_yaml_output(stream_url: str, bin_dir: Path) -> None:
     done = run(
-        "plan", "--stream-url", stream_url, "--agent-version", "3.5.6", "--policy", "juju-3",
+        "plan", U, "--stream-url", stream_url, "--agent-version", "3.5.6", "--policy", "juju-3",
         "--format", "yaml", path=bin_dir,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -238,7 +259,7 @@ def test_plan_yaml_output(stream_url: str, bin_dir: Path) -> None:
 
 
 def test_plan_text_output_is_for_a_person(stream_url: str, bin_dir: Path) -> None:
-    done = run("plan", "--stream-url", stream_url, "--agent-version", "3.5.6", path=bin_dir)
+    done = run("plan", U, "--stream-url", stream_url, "--agent-version", "3.5.6", path=bin_dir)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "Upgrade the controller from 3.5.6 to 3.6.12."
@@ -246,7 +267,11 @@ def test_plan_text_output_is_for_a_person(stream_url: str, bin_dir: Path) -> Non
     assert "  client version: not given (rules for the agent's own major)" in lines
     assert "  reason:         newest version of the next minor 3.6" in lines
     assert "  available:      3.6.12, 3.6.11, 3.6.10, 3.5.7" in lines
-    assert f"  source:         {stream_url} (released stream, signature not checked)" in lines
+    assert f"  source:         {stream_url} (released stream)" in lines
+    assert (
+        "  signature:      not verified: the source has no signed metadata "
+        "(--no-verify-signatures)"
+    ) in lines
     assert lines[-2:] == ["Next steps:", "  juju upgrade-controller --agent-version 3.6.12"]
     assert done.stderr == ""
 
@@ -255,7 +280,7 @@ def test_plan_text_shows_warnings_and_missing_architectures(
     stream_url: str, bin_dir: Path
 ) -> None:
     done = run(
-        "plan", "--stream-url", stream_url, "--agent-version", "3.6.10", "--target-version",
+        "plan", U, "--stream-url", stream_url, "--agent-version", "3.6.10", "--target-version",
         "3.6.11", "--arch", "amd64", "--arch", "arm64,s390x", path=bin_dir,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -267,7 +292,7 @@ def test_plan_text_shows_warnings_and_missing_architectures(
 
 def test_plan_up_to_date_text(stream_url: str, bin_dir: Path) -> None:
     done = run(
-        "plan", "--stream-url", stream_url, "--agent-version", "3.5.7", "--policy", "juju-3",
+        "plan", U, "--stream-url", stream_url, "--agent-version", "3.5.7", "--policy", "juju-3",
         path=bin_dir,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -278,16 +303,18 @@ def test_plan_up_to_date_text(stream_url: str, bin_dir: Path) -> None:
 
 
 def test_newcomer_command_on_the_sample_stream(bin_dir: Path) -> None:
-    """The README's first command: a relative directory path works as --stream-url."""
+    """The README's first command: a relative directory path, signed with a shipped key."""
     done = subprocess.run(
         [sys.executable, "-m", "upgrader", "plan", "--stream-url", "tests/data/sample-stream",
-         "--agent-version", "3.5.6"],
+         "--signing-keys", "tests/data/sample-stream-key.asc", "--agent-version", "3.5.6"],
         capture_output=True, text=True, cwd=ROOT, check=False,
         env={"PATH": str(bin_dir), "PYTHONPATH": str(ROOT / "lib")},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Upgrade the controller from 3.5.6 to 3.6.12.\n")
-    assert f"source:         {SAMPLE.as_uri()} (released stream" in done.stdout
+    assert f"source:         {SAMPLE.as_uri()} (released stream)\n" in done.stdout
+    assert "  signature:      verified (--signing-keys)\n" in done.stdout
+    assert done.stderr == ""
 
 
 def test_stream_url_directory_made_by_sync_local_dir(tmp_path: Path, bin_dir: Path) -> None:
@@ -306,7 +333,7 @@ def test_proposed_stream(tmp_path: Path, bin_dir: Path) -> None:
     with serve_directory(tmp_path) as url:
         results = plan_json(url, bin_dir, "--stream", "proposed", "--agent-version", "3.6.12")
         assert results["target-version"] == "3.6.13"
-        done = run("plan", "--stream-url", url, "--agent-version", "3.6.12", path=bin_dir)
+        done = run("plan", U, "--stream-url", url, "--agent-version", "3.6.12", path=bin_dir)
     assert done.returncode == 1
     assert done.stderr.startswith("juju-upgrader: error: ")
     assert "no content id com.ubuntu.juju:released:agents (stream 'released')" in done.stderr
@@ -320,7 +347,7 @@ def test_versions_come_from_juju_when_not_given(
 ) -> None:
     log = tmp_path / "juju.log"
     fake_juju(bin_dir, log=log)
-    done = run("plan", "--stream-url", stream_url, path=bin_dir)
+    done = run("plan", U, "--stream-url", stream_url, path=bin_dir)
     assert done.returncode == 0, done.stderr
     assert "  agent version:  3.5.6 (from `juju show-controller prod`)" in done.stdout
     assert "  client version: 3.6.12 (from `juju version`)" in done.stdout
@@ -329,7 +356,7 @@ def test_versions_come_from_juju_when_not_given(
 
 def test_juju_versions_noted_on_stderr_for_json(stream_url: str, bin_dir: Path) -> None:
     fake_juju(bin_dir, version="3.6.11-ubuntu-amd64")
-    done = run("plan", "--stream-url", stream_url, "--format", "json", path=bin_dir)
+    done = run("plan", U, "--stream-url", stream_url, "--format", "json", path=bin_dir)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     assert (results["agent-version"], results["client-version"]) == ("3.5.6", "3.6.11")
@@ -337,7 +364,7 @@ def test_juju_versions_noted_on_stderr_for_json(stream_url: str, bin_dir: Path) 
         "juju-upgrader: agent version 3.5.6 from `juju show-controller prod`",
         "juju-upgrader: client version 3.6.11 from `juju version`",
     ]
-    quiet = run("plan", "--stream-url", stream_url, "--format", "json", "-q", path=bin_dir)
+    quiet = run("plan", U, "--stream-url", stream_url, "--format", "json", "-q", path=bin_dir)
     assert quiet.returncode == 0
     assert quiet.stderr == ""
     assert json.loads(quiet.stdout) == results
@@ -364,7 +391,7 @@ def test_controller_option_is_passed_to_show_controller(
         show_controller=json.dumps({"staging": {"details": {"agent-version": "3.4.5"}}}),
     )
     for args in (["-c", "staging", "plan"], ["plan", "--controller", "staging"]):
-        done = run(*args, "--stream-url", stream_url, "--format", "json", path=bin_dir)
+        done = run(*args, U, "--stream-url", stream_url, "--format", "json", path=bin_dir)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["agent-version"] == "3.4.5"
         assert "agent version 3.4.5 from `juju show-controller staging`" in done.stderr
@@ -380,7 +407,7 @@ def test_no_juju_option_never_runs_juju(stream_url: str, bin_dir: Path, tmp_path
 
 
 def test_agent_version_required_without_juju(stream_url: str, bin_dir: Path) -> None:
-    done = run("plan", "--stream-url", stream_url, path=bin_dir)
+    done = run("plan", U, "--stream-url", stream_url, path=bin_dir)
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == (
@@ -389,14 +416,14 @@ def test_agent_version_required_without_juju(stream_url: str, bin_dir: Path) -> 
         "`juju show-controller`\n"
     )
     fake_juju(bin_dir)
-    done = run("plan", "--stream-url", stream_url, "--no-juju", path=bin_dir)
+    done = run("plan", U, "--stream-url", stream_url, "--no-juju", path=bin_dir)
     assert done.returncode == 2
     assert "--no-juju was given" in done.stderr
 
 
 def test_failing_show_controller_is_one_line(stream_url: str, bin_dir: Path) -> None:
     fake_juju(bin_dir, show_controller_status=1)
-    done = run("plan", "--stream-url", stream_url, path=bin_dir)
+    done = run("plan", U, "--stream-url", stream_url, path=bin_dir)
     assert done.returncode == 1
     assert done.stderr == (
         "juju-upgrader: error: cannot read the controller's agent version: "
@@ -412,7 +439,7 @@ def test_show_controller_without_agent_version(stream_url: str, bin_dir: Path) -
             {"prod": {"details": {"uuid": "x"}, "errors": ["connection refused"]}}
         ),
     )
-    done = run("plan", "--stream-url", stream_url, path=bin_dir)
+    done = run("plan", U, "--stream-url", stream_url, path=bin_dir)
     assert done.returncode == 1
     assert "reported no agent version for controller 'prod': connection refused" in done.stderr
     assert len(done.stderr.splitlines()) == 1
@@ -447,15 +474,15 @@ BAD_PLAN_ARGUMENTS = [
         "argument --format: invalid choice: 'xml' (choose from",
     ),
     (
-        ["--agent-version", "3.6", "--stream-url", "ftp://mirror/juju/tools"],
+        ["--agent-version", "3.6", U, "--stream-url", "ftp://mirror/juju/tools"],
         "argument --stream-url: invalid --stream-url 'ftp://mirror/juju/tools': use an "
         "http://, https:// or file:/// URL, or a local directory, holding streams/v1",
     ),
     (
-        ["--agent-version", "3.6", "--stream-url", "no/such/dir"],
+        ["--agent-version", "3.6", U, "--stream-url", "no/such/dir"],
         "argument --stream-url: invalid --stream-url 'no/such/dir': no such directory; use an",
     ),
-    (["--agent-version", "3.6", "--stream-url", ""], "argument --stream-url: invalid"),
+    (["--agent-version", "3.6", U, "--stream-url", ""], "argument --stream-url: invalid"),
     (["--agent-version"], "argument --agent-version: expected one argument"),
     (["--agent-version", "3.6", "extra"], "unrecognized arguments: extra"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
@@ -499,7 +526,7 @@ def test_selection_failure_is_one_line(
     stream_url: str, bin_dir: Path, target: str, message: str
 ) -> None:
     done = run(
-        "plan", "--stream-url", stream_url, "--agent-version", "3.5.6", "--target-version",
+        "plan", U, "--stream-url", stream_url, "--agent-version", "3.5.6", "--target-version",
         target, path=bin_dir,
     )  # fmt: skip
     assert done.returncode == 1
@@ -509,7 +536,7 @@ def test_selection_failure_is_one_line(
 
 def test_juju_3_refuses_a_newer_minor_with_juju_message(stream_url: str, bin_dir: Path) -> None:
     done = run(
-        "plan", "--stream-url", stream_url, "--agent-version", "3.5.6", "--target-version",
+        "plan", U, "--stream-url", stream_url, "--agent-version", "3.5.6", "--target-version",
         "3.6.12", "--policy", "juju-3", path=bin_dir,
     )  # fmt: skip
     assert done.returncode == 1
@@ -521,12 +548,12 @@ def test_juju_3_refuses_a_newer_minor_with_juju_message(stream_url: str, bin_dir
 
 def test_unreachable_stream_is_one_line(bin_dir: Path, tmp_path: Path) -> None:
     with serve_directory(tmp_path) as url:  # serves an empty directory: 404 for everything
-        done = run("plan", "--stream-url", url, "--agent-version", "3.6.10", path=bin_dir)
+        done = run("plan", U, "--stream-url", url, "--agent-version", "3.6.10", path=bin_dir)
     assert done.returncode == 1
-    assert done.stderr == (
-        f"juju-upgrader: error: no agent metadata at {url}: tried "
-        f"{url}/streams/v1/index2.json, {url}/streams/v1/index.json\n"
-    )
+    assert done.stderr.startswith(f"juju-upgrader: error: no agent metadata at {url}: tried ")
+    for path in ("index2.sjson", "index.sjson", "index2.json", "index.json"):
+        assert f"{url}/streams/v1/{path}" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
 
 
 def test_malformed_stream_is_one_line_and_debug_shows_traceback(
@@ -535,10 +562,10 @@ def test_malformed_stream_is_one_line_and_debug_shows_traceback(
     (tmp_path / "streams" / "v1").mkdir(parents=True)
     (tmp_path / "streams" / "v1" / "index2.json").write_text("{not json")
     with serve_directory(tmp_path) as url:
-        done = run("plan", "--stream-url", url, "--agent-version", "3.6.10", path=bin_dir)
-        debug = run("--debug", "plan", "--stream-url", url, "--agent-version", "3.6.10",
+        done = run("plan", U, "--stream-url", url, "--agent-version", "3.6.10", path=bin_dir)
+        debug = run("--debug", "plan", U, "--stream-url", url, "--agent-version", "3.6.10",
                     path=bin_dir)  # fmt: skip
-        debug_after = run("plan", "--stream-url", url, "--agent-version", "3.6.10", "--debug",
+        debug_after = run("plan", U, "--stream-url", url, "--agent-version", "3.6.10", "--debug",
                           path=bin_dir)  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.startswith(f"juju-upgrader: error: {url}/streams/v1/index2.json: not ")
@@ -553,7 +580,7 @@ def test_connection_refused_is_one_line(bin_dir: Path) -> None:
     with serve_directory(Path("/nonexistent")) as url:
         pass  # the port is closed again: nothing listens there now
     done = run(
-        "plan", "--stream-url", url, "--agent-version", "3.6.10", path=bin_dir,
+        "plan", U, "--stream-url", url, "--agent-version", "3.6.10", path=bin_dir,
         env={"http_proxy": "", "HTTP_PROXY": ""},
     )  # fmt: skip
     assert done.returncode == 1
@@ -592,7 +619,7 @@ def test_installed_entry_point(bin_dir: Path, stream_url: str) -> None:
     script = Path(sys.executable).parent / "juju-upgrader"
     assert script.exists(), f"{script} missing: install the project (uv sync)"
     done = subprocess.run(
-        [str(script), "plan", "--stream-url", stream_url, "--agent-version", "3.6.10",
+        [str(script), "plan", U, "--stream-url", stream_url, "--agent-version", "3.6.10",
          "--format", "json"],
         capture_output=True, text=True, env={"PATH": str(bin_dir)}, check=False,
     )  # fmt: skip
@@ -603,7 +630,7 @@ def test_installed_entry_point(bin_dir: Path, stream_url: str) -> None:
 def test_broken_pipe_is_silent(stream_url: str, bin_dir: Path) -> None:
     """``juju-upgrader plan | head -1``: no traceback when the reader goes away."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "upgrader", "plan", "--stream-url", stream_url,
+        [sys.executable, "-m", "upgrader", "plan", U, "--stream-url", stream_url,
          "--agent-version", "3.6.10"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={"PATH": str(bin_dir), "PYTHONPATH": str(ROOT / "lib")},
@@ -615,3 +642,474 @@ def test_broken_pipe_is_silent(stream_url: str, bin_dir: Path) -> None:
     proc.wait(timeout=60)
     assert "Traceback" not in err
     assert err == ""
+
+
+# -- signatures -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def signed_stream(tmp_path: Path, gpg_keys: Keys) -> Iterator[str]:
+    root = write_stream(tmp_path / "signed", [Agent("3.6.11"), Agent("3.6.12")], condensed=True)
+    sign_stream(root, gpg_keys.signer, gpg_keys.alice, remove_unsigned=True)
+    with serve_directory(root) as url:
+        yield url
+
+
+@needs_gpg
+def test_signed_stream_verified_with_signing_keys(
+    signed_stream: str, bin_dir: Path, tmp_path: Path, gpg_keys: Keys
+) -> None:
+    keys = tmp_path / "alice.asc"
+    keys.write_text(gpg_keys.alice.armoured)
+    args = (
+        "--stream-url",
+        signed_stream,
+        "--agent-version",
+        "3.6.11",
+        "--signing-keys",
+        str(keys),
+    )
+    done = run("plan", *args, "--format", "json", path=bin_dir)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["verified"] == "true"
+    text = run("plan", *args, path=bin_dir)
+    assert "  signature:      verified (--signing-keys)\n" in text.stdout
+
+
+@needs_gpg
+def test_signed_stream_with_another_key_is_refused(
+    signed_stream: str, bin_dir: Path, tmp_path: Path, gpg_keys: Keys
+) -> None:
+    keys = tmp_path / "bob.asc"
+    keys.write_text(gpg_keys.bob.armoured)
+    for extra in ([], [U]):  # a bad signature is never a reason to fall back to unsigned
+        done = run(
+            "plan", "--stream-url", signed_stream, "--agent-version", "3.6.11",
+            "--signing-keys", str(keys), *extra, path=bin_dir,
+        )  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr.startswith("juju-upgrader: error: ")
+        assert "index2.sjson" in done.stderr
+        assert len(done.stderr.splitlines()) == 1
+
+
+def test_unsigned_stream_is_refused_by_default(stream_url: str, bin_dir: Path) -> None:
+    done = run("plan", "--stream-url", stream_url, "--agent-version", "3.6.11", path=bin_dir)
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"juju-upgrader: error: no signed agent metadata at {stream_url}"
+    )
+    assert done.stderr.endswith(
+        "To accept unsigned metadata from this source, give --no-verify-signatures (or sign "
+        "it and give --signing-keys)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "argument --signing-keys: cannot read --signing-keys '{path}': No such file"),
+        ("not a key\n", "argument --signing-keys: invalid --signing-keys '{path}': it holds no"),
+    ],
+)
+def test_bad_signing_keys_file(
+    bin_dir: Path, tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "keys.asc"
+    if content is not None:
+        path.write_text(content)
+    done = run("plan", "--agent-version", "3.6", "--signing-keys", str(path), path=bin_dir)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"juju-upgrader: error: {message.format(path=path)}")
+
+
+# -- sync -------------------------------------------------------------------------------------
+
+SYNC_KEYS = {"versions", "staged", "present", "bytes-downloaded", "agent-metadata-url", "dry-run"}
+
+
+def sync_json(*args: str, path: Path) -> dict[str, str]:
+    done = run("sync", U, "--format", "json", *args, path=path)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def staged_binaries(local_dir: Path) -> list[str]:
+    return sorted(str(e.binary) for e in Mirror(local_dir).staged("released"))
+
+
+def test_sync_series_into_local_dir_then_nothing_to_do(
+    stream_url: str, bin_dir: Path, tmp_path: Path
+) -> None:
+    local = tmp_path / "mirror"
+    results = sync_json(
+        "3.6", "--local-dir", str(local), "--stream-url", stream_url, "--arch", "amd64,arm64",
+        path=bin_dir,
+    )  # fmt: skip
+    assert set(results) == SYNC_KEYS
+    assert results["versions"] == "3.6.12, 3.6.11, 3.6.10"
+    assert results["present"] == ""
+    assert results["dry-run"] == "false"
+    assert results["agent-metadata-url"] == (local / "tools").as_uri()
+    want = [
+        "3.6.10-ubuntu-amd64", "3.6.11-ubuntu-amd64", "3.6.12-ubuntu-amd64",
+        "3.6.12-ubuntu-arm64",
+    ]  # fmt: skip
+    assert sorted(results["staged"].split(", ")) == want
+    assert staged_binaries(local) == want
+    sizes = sum(len(a.data) for a in AGENTS if a.version.startswith("3.6."))
+    assert results["bytes-downloaded"] == str(sizes)
+    # Juju's --local-dir layout: tools/<stream>/juju-<version>-<os>-<arch>.tgz
+    tarball = local / "tools" / "released" / "juju-3.6.12-ubuntu-arm64.tgz"
+    assert tarball.read_bytes() == Agent("3.6.12", arch="arm64").data
+    assert not Mirror(local).verify()
+    # The staged directory is itself a stream plan and sync can read (unsigned, ours).
+    assert plan_json(str(local), bin_dir, "--agent-version", "3.6.10")["target-version"] == (
+        "3.6.12"
+    )
+    again = sync_json(
+        "3.6", "--local-dir", str(local), "--stream-url", stream_url, "--arch", "amd64,arm64",
+        path=bin_dir,
+    )  # fmt: skip
+    assert again["staged"] == ""
+    assert again["bytes-downloaded"] == "0"
+    assert sorted(again["present"].split(", ")) == want
+
+
+def test_sync_without_version_stages_the_plan_target(
+    stream_url: str, bin_dir: Path, tmp_path: Path
+) -> None:
+    local = tmp_path / "mirror"
+    done = run(
+        "sync", U, "--local-dir", str(local), "--stream-url", stream_url, "--agent-version",
+        "3.4.5", "--policy", "juju-2.9", path=bin_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert staged_binaries(local) == ["3.5.7-ubuntu-amd64"]
+    assert (
+        "juju-upgrader: the plan selects 3.5.7 (upgrade from 3.4.5; newest version of the next "
+        "minor 3.5)\n"
+    ) in done.stderr
+    assert done.stdout.startswith("Staged 1 agent binary of 3.5.7 into ")
+    assert "  juju upgrade-controller --agent-version 3.5.7\n" in done.stdout
+    assert f"juju-upgrader bundle {local} -o agents.tar.gz" in done.stdout
+
+
+def test_sync_without_version_asks_juju(stream_url: str, bin_dir: Path, tmp_path: Path) -> None:
+    fake_juju(bin_dir)  # controller 3.5.6, client 3.6.12
+    local = tmp_path / "mirror"
+    results = sync_json(
+        "--local-dir", str(local), "--stream-url", stream_url, "--policy", "juju-3", path=bin_dir
+    )
+    assert results["versions"] == "3.5.7"
+    assert staged_binaries(local) == ["3.5.7-ubuntu-amd64"]
+
+
+def test_sync_dry_run_changes_nothing(stream_url: str, bin_dir: Path, tmp_path: Path) -> None:
+    local = tmp_path / "not-yet"
+    results = sync_json(
+        "3", "--local-dir", str(local), "--stream-url", stream_url, "--dry-run", path=bin_dir
+    )
+    assert results["dry-run"] == "true"
+    assert results["versions"] == "3.6.12, 3.6.11, 3.6.10, 3.5.7, 3.5.6, 3.4.5"
+    assert int(results["bytes-downloaded"]) == sum(
+        len(a.data) for a in AGENTS if a.version.startswith("3.") and a.arch == "amd64"
+    )
+    assert not local.exists()
+
+
+def test_sync_progress_lines_and_quiet(stream_url: str, bin_dir: Path, tmp_path: Path) -> None:
+    done = run(
+        "sync", U, "3.5", "--local-dir", str(tmp_path / "a"), "--stream-url", stream_url,
+        path=bin_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("juju-upgrader: downloading 2 files, ")
+    assert "juju-upgrader: downloading juju-3.5.7-ubuntu-amd64.tgz (" in done.stderr
+    assert any(
+        line.startswith("juju-upgrader: staged juju-3.5.6-ubuntu-amd64.tgz (") for line in lines
+    )
+    assert "\x1b" not in done.stderr  # not a terminal: no escape sequences
+    quiet = run(
+        "sync", U, "3.5", "--local-dir", str(tmp_path / "b"), "--stream-url", stream_url, "-q",
+        path=bin_dir,
+    )  # fmt: skip
+    assert quiet.returncode == 0
+    assert quiet.stderr == ""
+    assert quiet.stdout.startswith("Staged 2 agent binaries of 3.5.7, 3.5.6 into ")
+
+
+BAD_SYNC_ARGUMENTS = [
+    (
+        ["3.6.1", "--local-dir", "d"],
+        "argument VERSION: invalid major.minor version '3.6.1': give a major or major.minor "
+        "such as 3 or 3.6 (use 3.6, not 3.6.1)",
+    ),
+    (["latest", "--local-dir", "d"], "argument VERSION: invalid major.minor version 'latest'"),
+    (["3.6"], "the following arguments are required: --local-dir"),
+    (["3.6", "--local-dir", ""], "argument --local-dir: invalid --local-dir ''"),
+    (
+        ["3.6", "--local-dir", "d", "--jobs", "0"],
+        "argument --jobs: invalid --jobs '0': use a whole number from 1 to 16",
+    ),
+    (["3.6", "--local-dir", "d", "--jobs", "17"], "argument --jobs: invalid --jobs '17'"),
+    (["3.6", "--local-dir", "d", "--jobs", "many"], "argument --jobs: invalid --jobs 'many'"),
+    (
+        ["3.6", "--local-dir", "d", "--agent-version", "3.5.6"],
+        "--agent-version chooses the version to stage when VERSION is not given; give either "
+        "VERSION (3.6) or the plan options",
+    ),
+    (["3.6", "--local-dir", "d", "3.5"], "unrecognized arguments: 3.5"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_SYNC_ARGUMENTS)
+def test_bad_sync_arguments(
+    stream_url: str, bin_dir: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    args = [str(tmp_path / "d") if a == "d" else a for a in args]
+    done = run("sync", U, "--stream-url", stream_url, *args, path=bin_dir)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"juju-upgrader: error: {message}")
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stdout == ""
+    assert not (tmp_path / "d").exists()
+
+
+def test_sync_local_dir_that_is_a_file(stream_url: str, bin_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    done = run("sync", U, "3.6", "--local-dir", str(tmp_path / "file"), path=bin_dir)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"juju-upgrader: error: argument --local-dir: invalid --local-dir '{tmp_path / 'file'}'"
+    )
+
+
+def test_sync_series_missing_from_stream(stream_url: str, bin_dir: Path, tmp_path: Path) -> None:
+    done = run(
+        "sync", U, "4.0", "--local-dir", str(tmp_path / "d"), "--stream-url", stream_url,
+        path=bin_dir,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        "juju-upgrader: error: no agent binaries for 4.0 (ubuntu; amd64)"
+    )
+    assert "major.minor series available: 3.6, 3.5, 3.4, 2.9" in done.stderr
+
+
+def test_sync_failed_download_leaves_the_mirror_valid(bin_dir: Path, tmp_path: Path) -> None:
+    root = write_stream(tmp_path / "up", [Agent("3.6.11"), Agent("3.6.12")], condensed=True)
+    (root / Agent("3.6.12").official_path).unlink()  # listed, but 404
+    local = tmp_path / "mirror"
+    with serve_directory(root) as url:
+        done = run("sync", U, "3.6", "--local-dir", str(local), "--stream-url", url, path=bin_dir)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(
+        f"juju-upgrader: error: could not stage 1 of 2 files from {url}: "
+        "juju-3.6.12-ubuntu-amd64.tgz"
+    )
+    assert "Traceback" not in done.stderr
+    assert staged_binaries(local) == ["3.6.11-ubuntu-amd64"]  # the good one is published
+    assert not Mirror(local).verify()
+
+
+def big_stream(root: Path) -> tuple[Agent, Path]:
+    """A stream whose one tarball is large enough to interrupt mid-download."""
+    agent = Agent("3.6.12", content=os.urandom(4 * 1024 * 1024))
+    write_stream(root, [agent], condensed=True)
+    return agent, root
+
+
+def wait_for_partial(local: Path, at_least: int, proc: subprocess.Popen[str]) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        parts = list((local / ".partial").glob("*.part"))
+        if parts and parts[0].stat().st_size >= at_least:
+            return parts[0].stat().st_size
+        assert proc.poll() is None, "the sync ended before it could be interrupted"
+        time.sleep(0.02)
+    raise AssertionError("no partial download appeared")
+
+
+def start_sync(url: str, local: Path, bin_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "upgrader", "sync", U, "3.6", "--local-dir", str(local),
+         "--stream-url", url, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PATH": str(bin_dir), "PYTHONPATH": str(ROOT / "lib")},
+    )  # fmt: skip
+
+
+def test_sync_resumes_after_sigkill(bin_dir: Path, tmp_path: Path) -> None:
+    agent, root = big_stream(tmp_path / "up")
+    local = tmp_path / "mirror"
+    name = "juju-3.6.12-linux-amd64.tgz"
+    with FaultyServer(root) as server:
+        server.add_fault(name, Fault("slow", rate=512 * 1024))
+        proc = start_sync(server.url, local, bin_dir)
+        wait_for_partial(local, 256 * 1024, proc)
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        # Killed mid-download: nothing is listed, no tarball is in place, the partial is kept.
+        assert Mirror(local).staged_all() == {}
+        assert not (local / "tools" / "released").exists() or not any(
+            (local / "tools" / "released").iterdir()
+        )
+        held = next((local / ".partial").glob("*.part")).stat().st_size
+        assert 0 < held < len(agent.data)
+        server.clear_faults()
+        results = sync_json("3.6", "--local-dir", str(local), "--stream-url", server.url,
+                            path=bin_dir)  # fmt: skip
+        ranges = [r.range for r in server.requests_for(name)]
+    assert ranges[-1] == f"bytes={held}-"
+    assert results["bytes-downloaded"] == str(len(agent.data) - held)
+    assert results["staged"] == "3.6.12-ubuntu-amd64"
+    staged = local / "tools" / "released" / "juju-3.6.12-ubuntu-amd64.tgz"
+    assert hashlib.sha256(staged.read_bytes()).digest() == hashlib.sha256(agent.data).digest()
+    assert not list((local / ".partial").glob("*.part"))
+    assert not Mirror(local).verify()
+
+
+def test_sync_ctrl_c_exits_at_once(bin_dir: Path, tmp_path: Path) -> None:
+    _, root = big_stream(tmp_path / "up")
+    local = tmp_path / "mirror"
+    with FaultyServer(root) as server:
+        server.add_fault("linux-amd64.tgz", Fault("slow", rate=256 * 1024))
+        proc = start_sync(server.url, local, bin_dir)
+        wait_for_partial(local, 64 * 1024, proc)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - interrupted
+    assert proc.returncode == 130
+    assert took < 5  # not after the 16 s the slow download would still take
+    assert err.splitlines()[-1] == (
+        "juju-upgrader: error: interrupted; the staged mirror is unchanged and consistent, and "
+        "running the same command again resumes the downloads"
+    )
+    assert Mirror(local).staged_all() == {}
+
+
+def test_sync_draws_bars_on_a_terminal(bin_dir: Path, tmp_path: Path) -> None:
+    _, root = big_stream(tmp_path / "up")
+    primary, secondary = pty.openpty()
+    with FaultyServer(root) as server:
+        server.add_fault("linux-amd64.tgz", Fault("slow", rate=4 * 1024 * 1024))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "upgrader", "sync", U, "3.6", "--local-dir",
+             str(tmp_path / "mirror"), "--stream-url", server.url],
+            stdout=subprocess.PIPE, stderr=secondary, text=True,
+            env={"PATH": str(bin_dir), "PYTHONPATH": str(ROOT / "lib"), "TERM": "xterm"},
+        )  # fmt: skip
+        os.close(secondary)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the command closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(primary)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    text = shown.decode()
+    assert "\x1b[A" in text or "\x1b[J" in text  # redrawn in place
+    assert "3.6.12-ubuntu-amd64 [" in text and "total 0/1" in text and "MiB/s" in text
+    assert "staged juju-3.6.12-ubuntu-amd64.tgz (4.0 MiB in " in text
+    assert out.startswith("Staged 1 agent binary of 3.6.12 into ")
+
+
+# -- bundle -----------------------------------------------------------------------------------
+
+
+def test_bundle_round_trip_into_the_charm_mirror(
+    stream_url: str, bin_dir: Path, tmp_path: Path
+) -> None:
+    """sync, bundle, then the charm's import (upgrader.bundle.import_bundle) into its storage."""
+    local = tmp_path / "mirror"
+    sync_json("3.6", "--local-dir", str(local), "--stream-url", stream_url, "--arch",
+              "amd64,arm64", path=bin_dir)  # fmt: skip
+    archive = tmp_path / "agents.tar.gz"
+    done = run("bundle", str(local), "-o", str(archive), "--format", "json", path=bin_dir)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert set(results) == {"output", "binaries", "files", "bytes", "skipped"}
+    assert results["output"] == str(archive)
+    assert sorted(results["binaries"].split(", ")) == staged_binaries(local)
+    assert done.stderr.count("juju-upgrader: added released/juju-") == 4
+    storage = tmp_path / "charm-storage"
+    storage.mkdir()
+    imported = import_bundle(archive, Mirror(storage))
+    assert sorted(str(b) for b in imported.imported) == staged_binaries(local)
+    theirs = {e.binary: e.sha256 for e in Mirror(storage).staged("released")}
+    ours = {e.binary: e.sha256 for e in Mirror(local).staged("released")}
+    assert theirs == ours
+    assert not Mirror(storage).verify()
+
+
+def test_bundle_imported_by_the_charm(
+    ctx: testing.Context, stream_url: str, bin_dir: Path, tmp_path: Path
+) -> None:
+    """sync and bundle with the command, then the charm's import-binaries action (Scenario)."""
+    local = tmp_path / "mirror"
+    sync_json("3.6", "--local-dir", str(local), "--stream-url", stream_url, "--arch",
+              "amd64,arm64", path=bin_dir)  # fmt: skip
+    archive = tmp_path / "agents.tar.gz"
+    assert run("bundle", str(local), "-o", str(archive), path=bin_dir).returncode == 0
+    storage = testing.Storage("binaries")
+    state = testing.State(
+        resources={testing.Resource(name="agent-binaries", path=archive)},
+        storages={storage},
+        config={"stream-url": SAMPLE.as_uri()},
+    )
+    ctx.run(ctx.on.action("import-binaries"), state)
+    results = ctx.action_results
+    assert results is not None
+    assert sorted(results["imported"].split(", ")) == staged_binaries(local)
+    charm_mirror = Mirror(storage.get_filesystem(ctx))
+    assert {e.binary: e.sha256 for e in charm_mirror.staged("released")} == {
+        e.binary: e.sha256 for e in Mirror(local).staged("released")
+    }
+    assert not charm_mirror.verify()
+
+
+def test_bundle_text_and_overwrite(stream_url: str, bin_dir: Path, tmp_path: Path) -> None:
+    local = tmp_path / "mirror"
+    sync_json("3.5", "--local-dir", str(local), "--stream-url", stream_url, path=bin_dir)
+    archive = tmp_path / "agents.tar.gz"
+    done = run("bundle", str(local / "tools"), "-o", str(archive), "-q", path=bin_dir)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith(f"Wrote {archive} with 2 agent binaries (")
+    assert done.stdout.endswith(f"  juju attach-resource upgrader agent-binaries={archive}\n")
+    before = archive.read_bytes()
+    again = run("bundle", str(local), "-o", str(archive), path=bin_dir)
+    assert again.returncode == 2
+    assert again.stderr == (
+        f"juju-upgrader: error: {archive} exists; give --force to replace it, or another -o FILE\n"
+    )
+    forced = run("bundle", str(local), "-o", str(archive), "--force", path=bin_dir)
+    assert forced.returncode == 0, forced.stderr
+    assert archive.read_bytes() == before  # the same mirror makes the same archive
+
+
+def test_bundle_of_a_directory_without_metadata(bin_dir: Path, tmp_path: Path) -> None:
+    done = run("bundle", str(tmp_path), "-o", str(tmp_path / "a.tgz"), path=bin_dir)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"juju-upgrader: error: {tmp_path}: no agent metadata found")
+    assert not (tmp_path / "a.tgz").exists()
+
+
+def test_bundle_of_a_damaged_mirror(stream_url: str, bin_dir: Path, tmp_path: Path) -> None:
+    local = tmp_path / "mirror"
+    sync_json("3.5", "--local-dir", str(local), "--stream-url", stream_url, path=bin_dir)
+    (local / "tools" / "released" / "juju-3.5.7-ubuntu-amd64.tgz").write_bytes(b"short")
+    done = run("bundle", str(local), "-o", str(tmp_path / "a.tgz"), path=bin_dir)
+    assert done.returncode == 1
+    assert "sync it again before bundling" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "a.tgz").exists()
