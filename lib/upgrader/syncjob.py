@@ -1,0 +1,504 @@
+"""The background sync job: staging outside Juju hooks, as a systemd service with a status file.
+
+A hook must not spend minutes downloading, so the charm stages automatically (``auto-sync``) and
+copies the leader's mirror onto other units (several units) through a job that runs on its own:
+
+1. the charm writes a :class:`JobSpec` (JSON, mode 0600) to ``<root>/.upgrader-job.json``;
+2. :func:`render_unit` gives a systemd service that runs ``python -m upgrader.syncjob <spec>``
+   with the charm's own interpreter and ``lib``/``src`` on ``PYTHONPATH``;
+   :class:`JobService` installs it and starts it without waiting (``systemctl start
+   --no-block``);
+3. the job (:func:`run`) reads the source stream, stages with :func:`upgrader.sync.sync` and
+   keeps ``<root>/.upgrader-job-status.json`` up to date (a :class:`JobStatus`: running, done or
+   failed, bytes done and total); the charm shows :meth:`JobStatus.describe` in the unit status.
+
+Both files sit in the storage root, outside the served ``tools/`` tree. A job copying the leader
+(``follow``) takes every version the leader lists for the configured OS and architectures, and
+afterwards drops what the leader no longer lists, so all units serve the same content; it reads
+the leader's unsigned metadata, which is allowed for that internal source only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidInputError, UpgraderError
+from .fetch import Fetcher, FetchSettings
+from .mirror import Mirror, MirrorError, format_bytes, write_atomic
+from .settings import check_os, parse_architectures
+from .streams import (
+    AgentEntry,
+    StreamContents,
+    TrustPolicy,
+    check_stream_name,
+    check_stream_url,
+    read_stream,
+)
+from .sync import Progress, SyncRequest, check_parallel, sync
+from .versions import parse
+
+JOB_FILE = ".upgrader-job.json"
+STATUS_FILE = ".upgrader-job-status.json"
+SYSTEMD_DIR = Path("/etc/systemd/system")
+STATUS_INTERVAL = 1.0
+"""Seconds between two writes of the status file while downloading."""
+
+RUNNING, DONE, FAILED = "running", "done", "failed"
+_UNIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*\.service\Z")
+# systemd would expand % specifiers and split on whitespace; quotes and backslashes are escapes.
+_UNSAFE_EXEC = re.compile(r"[\s%\"'\\$;]")
+
+
+class JobError(UpgraderError):
+    """The background job could not be set up, started or read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """What one background sync stages, and from where.
+
+    Attributes:
+        root: the storage root (the mirror is ``<root>/tools``).
+        stream_url: the source stream: upstream, or the leader's ``http://ADDR:PORT/tools``.
+        stream: the stream name.
+        os_name: the agent OS.
+        architectures: the architectures to stage.
+        versions: the exact versions to stage (canonical strings); empty with ``follow``.
+        follow: copy the source exactly (every version it lists; drop what it does not).
+        internal: the source is the leader's mirror, whose metadata is unsigned.
+        verify_signatures: refuse an upstream source without valid signed metadata (the
+            ``verify-signatures`` option; ignored for the leader's mirror).
+        signing_keys: ASCII-armoured keys for a private upstream stream (``signing-keys``);
+            empty for Juju's release key.
+        parallel: downloads at once.
+        fetch: :class:`~upgrader.fetch.FetchSettings` fields (proxies, CA certificates).
+
+    Raises:
+        InvalidInputError: a field is malformed (naming it and the accepted form).
+    """
+
+    root: str
+    stream_url: str
+    stream: str
+    os_name: str
+    architectures: tuple[str, ...]
+    versions: tuple[str, ...] = ()
+    follow: bool = False
+    internal: bool = False
+    verify_signatures: bool = True
+    signing_keys: str = ""
+    parallel: int = 4
+    fetch: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Check every field, so a bad job file fails with a message, not a traceback."""
+        if not isinstance(self.root, str) or not Path(self.root).is_absolute():
+            raise InvalidInputError(f"invalid root {self.root!r}: use an absolute path")
+        check_stream_url(self.stream_url)
+        check_stream_name(self.stream)
+        check_os(self.os_name, option="os_name")
+        parse_architectures(" ".join(self.architectures))
+        for version in self.versions:
+            parse(version)
+        if self.follow == bool(self.versions):
+            raise InvalidInputError(
+                "invalid job: give the versions to stage, or follow=true to copy the source"
+            )
+        check_parallel(self.parallel)
+        if not isinstance(self.fetch, Mapping):
+            raise InvalidInputError(f"invalid fetch {self.fetch!r}: use an object")
+        self.fetch_settings()  # validates the fetch fields
+
+    def fetch_settings(self) -> FetchSettings:
+        """The fetcher's settings."""
+        names = {f.name for f in dataclasses.fields(FetchSettings)}
+        unknown = sorted(set(self.fetch) - names)
+        if unknown:
+            raise InvalidInputError(
+                f"invalid fetch setting {unknown[0]!r}: use one of {', '.join(sorted(names))}"
+            )
+        return FetchSettings(**self.fetch)
+
+    def request(self, versions: Iterable[str]) -> SyncRequest:
+        """The sync request for these versions."""
+        return SyncRequest(
+            versions=tuple(parse(v) for v in versions),
+            os_names=(self.os_name,),
+            architectures=self.architectures,
+        )
+
+    def describe(self) -> str:
+        """``3.6.13`` or ``the leader's mirror``, for the status."""
+        return ", ".join(self.versions) if self.versions else "the leader's mirror"
+
+    def to_json(self) -> str:
+        """The job file's text."""
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str = "job file") -> JobSpec:
+        """Parse a job file.
+
+        Raises:
+            InvalidInputError: not a JSON object of the job's fields, naming ``where``.
+        """
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise InvalidInputError(f"{where} is not valid JSON ({exc})") from None
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(doc, dict) or not set(doc) <= names or "root" not in doc:
+            keys = ", ".join(sorted(names))
+            raise InvalidInputError(f"{where} is not a sync job: use an object with keys {keys}")
+        for key in ("architectures", "versions"):
+            if key in doc:
+                if not isinstance(doc[key], list):
+                    raise InvalidInputError(f"{where}: {key} must be a list of strings")
+                doc[key] = tuple(doc[key])
+        try:
+            return cls(**doc)
+        except (InvalidInputError, TypeError) as exc:
+            raise InvalidInputError(f"{where}: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobStatus:
+    """What the job is doing or did, as written to the status file.
+
+    Attributes:
+        state: ``running``, ``done`` or ``failed``.
+        what: what it stages (versions, or the leader's mirror).
+        source: the stream URL.
+        started: when it started (ISO 8601, UTC).
+        finished: when it ended, if it did.
+        done_bytes: bytes downloaded and verified so far.
+        total_bytes: bytes to download in all.
+        message: the outcome (staged versions) or the error.
+        pid: the job's process id.
+    """
+
+    state: str
+    what: str
+    source: str
+    started: str
+    finished: str = ""
+    done_bytes: int = 0
+    total_bytes: int = 0
+    message: str = ""
+    pid: int = 0
+
+    def describe(self) -> str:
+        """One line for the unit status.
+
+        ``syncing 3.6.13: 45% (90.0 MiB of 200.0 MiB)``, ``synced 3.6.13``, or
+        ``sync of 3.6.13 failed: <error>``.
+        """
+        if self.state == RUNNING:
+            if self.total_bytes:
+                percent = 100 * self.done_bytes // self.total_bytes
+                return (
+                    f"syncing {self.what}: {percent}% ({format_bytes(self.done_bytes)} of "
+                    f"{format_bytes(self.total_bytes)})"
+                )
+            return f"syncing {self.what}"
+        if self.state == DONE:
+            return f"synced {self.what}"
+        return f"sync of {self.what} failed: {self.message}"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_spec(root: Path, spec: JobSpec) -> Path:
+    """Write the job file (mode 0600: it may hold proxy credentials); returns its path.
+
+    Raises:
+        MirrorError: the file cannot be written.
+    """
+    path = root / JOB_FILE
+    write_atomic(path, spec.to_json().encode())
+    os.chmod(path, 0o600)
+    return path
+
+
+def read_status(root: Path) -> JobStatus | None:
+    """The last status the job wrote, or None when there is none (or it is unreadable)."""
+    try:
+        doc = json.loads((root / STATUS_FILE).read_text())
+        return JobStatus(**doc) if isinstance(doc, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def current_status(root: Path) -> JobStatus | None:
+    """:func:`read_status`, with a ``running`` job whose process is gone shown as failed."""
+    status = read_status(root)
+    if status is not None and status.state == RUNNING and not _alive(status.pid):
+        return dataclasses.replace(
+            status,
+            state=FAILED,
+            message="it stopped before finishing (killed or the machine restarted); "
+            "the next run resumes it",
+        )
+    return status
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+class _StatusWriter:
+    """Writes the status file, at most every :data:`STATUS_INTERVAL` seconds while running."""
+
+    def __init__(self, root: Path, status: JobStatus) -> None:
+        self.path = root / STATUS_FILE
+        self.status = status
+        self.lock = threading.Lock()
+        self.written = 0.0
+        self.write(status)
+
+    def write(self, status: JobStatus) -> None:
+        with self.lock:
+            self.status = status
+            self.written = time.monotonic()
+            write_atomic(self.path, json.dumps(dataclasses.asdict(status)).encode())
+
+    def progress(self, report: Progress) -> None:
+        with self.lock:
+            if time.monotonic() - self.written < STATUS_INTERVAL and not report.finished:
+                return
+        self.write(
+            dataclasses.replace(
+                self.status, done_bytes=report.total_done, total_bytes=report.total_size
+            )
+        )
+
+
+def read_source(spec: JobSpec, fetcher: Fetcher) -> StreamContents:
+    """Read the job's source stream.
+
+    Raises:
+        StreamError: the source cannot be read or holds malformed metadata.
+    """
+    if spec.internal:
+        # The leader's mirror publishes unsigned metadata of binaries it verified itself.
+        trust = TrustPolicy(verify_signatures=False)
+    else:
+        trust = TrustPolicy(
+            keys=spec.signing_keys or None, verify_signatures=spec.verify_signatures
+        )
+    return read_stream(spec.stream_url, spec.stream, fetcher, trust=trust)
+
+
+def run(spec: JobSpec) -> JobStatus:
+    """Run one sync as the job file says, keeping the status file current.
+
+    Never raises for a failure it can describe: the returned (and written) status is
+    ``failed`` with the message.
+    """
+    root = Path(spec.root)
+    status = JobStatus(RUNNING, spec.describe(), spec.stream_url, _now(), pid=os.getpid())
+    try:
+        writer = _StatusWriter(root, status)
+        with Fetcher(spec.fetch_settings()) as fetcher:
+            message = _stage(spec, root, fetcher, writer)
+        status = dataclasses.replace(writer.status, state=DONE, message=message)
+    except UpgraderError as exc:
+        status = dataclasses.replace(status, state=FAILED, message=str(exc))
+    status = dataclasses.replace(status, finished=_now())
+    with contextlib.suppress(MirrorError):  # storage gone: the exit status and journal tell
+        _StatusWriter(root, status)
+    return status
+
+
+def _stage(spec: JobSpec, root: Path, fetcher: Fetcher, writer: _StatusWriter) -> str:
+    mirror = Mirror(root)
+    contents = read_source(spec, fetcher)
+    versions = spec.versions
+    if spec.follow:
+        available = contents.available(spec.os_name, spec.architectures)
+        versions = tuple(str(v) for v in sorted(available, reverse=True))
+    staged = ""
+    if versions:
+        result = sync(
+            mirror,
+            contents,
+            spec.request(versions),
+            fetcher,
+            parallel=spec.parallel,
+            progress=writer.progress,
+        )
+        staged = ", ".join(str(b) for b in result.staged) or "nothing new"
+    dropped = _drop_unlisted(mirror, spec, contents) if spec.follow else []
+    message = f"staged {staged}" if staged else "the source lists no agents"
+    if dropped:
+        message += f"; removed {', '.join(dropped)}"
+    return message
+
+
+def _drop_unlisted(mirror: Mirror, spec: JobSpec, contents: StreamContents) -> list[str]:
+    """Unlist and delete what the source no longer has (a follower copies the leader)."""
+    wanted = {revision_key(e) for e in contents.entries}
+    with mirror.lock("follow"):
+        staged = mirror.staged(spec.stream)
+        keep = [e for e in staged if revision_key(e) in wanted]
+        if len(keep) == len(staged):
+            return []
+        mirror.replace(spec.stream, keep)
+        kept_paths = {e.path for e in keep}
+        dropped = [e for e in staged if e not in keep]
+        for path in sorted({e.path for e in dropped} - kept_paths):
+            try:
+                (mirror.tools / path).unlink(missing_ok=True)
+            except OSError as exc:
+                raise MirrorError(f"cannot remove {mirror.tools / path}: {exc}") from exc
+        return [str(e.binary) for e in dropped]
+
+
+def revision_key(entry: AgentEntry) -> str:
+    """What makes two units' listings of a binary the same: binary, sha256 and size."""
+    return f"{entry.binary} {entry.sha256} {entry.size}"
+
+
+def mirror_revision(
+    entries: Iterable[AgentEntry], os_name: str, architectures: Iterable[str]
+) -> str:
+    """A digest of the staged binaries of one OS and these architectures.
+
+    Equal on units that serve the same binaries: file paths and dates are left out, as units
+    may store shared content under other names.
+    """
+    arches = set(architectures)
+    lines = sorted(revision_key(e) for e in entries if e.os == os_name and e.arch in arches)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def render_unit(
+    *, description: str, python: str, pythonpath: Sequence[str], spec_path: Path
+) -> str:
+    """The systemd service running the job once, in the background, at low priority.
+
+    Raises:
+        InvalidInputError: a path would need quoting in a unit file (spaces, quotes, ``%``).
+    """
+    for value in (python, *pythonpath, str(spec_path)):
+        if not value.startswith("/") or _UNSAFE_EXEC.search(value):
+            raise InvalidInputError(
+                f"invalid path {value!r} for the sync job: use an absolute path without "
+                "spaces, quotes, backslashes, '%', '$' or ';'"
+            )
+    if "\n" in description or "%" in description:
+        raise InvalidInputError(f"invalid description {description!r}: one line without '%'")
+    return f"""\
+# Written by the upgrader charm: stages agent binaries outside Juju hooks.
+[Unit]
+Description={description}
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=exec
+Environment=PYTHONPATH={":".join(pythonpath)}
+ExecStart={python} -m upgrader.syncjob {spec_path}
+Nice=10
+IOSchedulingClass=idle
+TimeoutStopSec=30
+"""
+
+
+class JobService:
+    """The job's systemd service: install, start without waiting, stop, remove.
+
+    charmlibs-systemd is imported only when a method runs. Methods raise :class:`JobError`.
+    """
+
+    def __init__(self, name: str, unit_dir: Path = SYSTEMD_DIR) -> None:
+        """Manage ``<unit_dir>/<name>`` (a ``.service`` name)."""
+        if not _UNIT_NAME.match(name):
+            raise InvalidInputError(f"invalid unit name {name!r}: use letters, digits and '-'")
+        self.name = name
+        self.path = unit_dir / name
+
+    def install(self, text: str) -> bool:
+        """Write the unit file when it differs and reload systemd; returns whether it changed."""
+        try:
+            if self.path.exists() and self.path.read_text() == text:
+                return False
+            write_atomic(self.path, text.encode())
+        except (OSError, MirrorError) as exc:
+            raise JobError(f"cannot write {self.path}: {exc}") from None
+        self._call("daemon_reload")
+        return True
+
+    def start(self) -> None:
+        """Start the job and return at once; a job already running is left to finish."""
+        self._call("service_start", "--no-block", self.name)
+
+    def running(self) -> bool:
+        """Whether the job runs now."""
+        from charmlibs import systemd  # imported here: optional at import time
+
+        return systemd.service_running(self.name)
+
+    def stop(self) -> None:
+        """Stop a running job (its partial downloads are resumed by the next run)."""
+        if self.path.exists():
+            self._call("service_stop", self.name)
+
+    def remove(self) -> None:
+        """Stop the job and delete its unit file."""
+        if not self.path.exists():
+            return
+        self.stop()
+        self.path.unlink(missing_ok=True)
+        self._call("daemon_reload")
+
+    def _call(self, function: str, *args: str) -> None:
+        from charmlibs import systemd  # imported here: optional at import time
+
+        try:
+            getattr(systemd, function)(*args)
+        except systemd.SystemdError as exc:
+            raise JobError(f"systemctl failed for {self.name}: {exc}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m upgrader.syncjob JOB_FILE``: run the job; exit 0 when it succeeded."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m upgrader.syncjob JOB_FILE", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    try:
+        spec = JobSpec.from_json(path.read_text(), where=str(path))
+    except (OSError, InvalidInputError) as exc:
+        print(f"upgrader sync job: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    status = run(spec)
+    print(f"upgrader sync job: {status.describe()}; {status.message}", file=sys.stderr)
+    return 0 if status.state == DONE else 1
+
+
+if __name__ == "__main__":  # pragma: no cover - run by systemd
+    raise SystemExit(main())
