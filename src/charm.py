@@ -13,12 +13,14 @@ from pathlib import Path
 
 import ops
 
+from mirror_server import MirrorServer
 from upgrader.bundle import import_resource
 from upgrader.errors import InvalidInputError, TransientError, UpgraderError
 from upgrader.fetch import Fetcher, FetchSettings
 from upgrader.mirror import Mirror, MirrorBusyError, agent_metadata_url, format_bytes
 from upgrader.plan import PlanRequest, make_plan, plan_results
 from upgrader.selection import Outcome, Policy
+from upgrader.serving import ServingSettings
 from upgrader.settings import Settings, parse_architectures
 from upgrader.streams import StreamContents, Validators, check_for_changes, read_stream
 from upgrader.sync import Progress, SyncError, SyncRequest, SyncSettings, sync, sync_results
@@ -81,6 +83,9 @@ class UpgraderCharm(ops.CharmBase):
         framework.observe(self.on[BINARIES_STORAGE].storage_attached, self._on_import_trigger)
         framework.observe(self.on.update_status, self._on_import_retry)
         framework.observe(self.on["import-binaries"].action, self._on_import_binaries)
+        # Serving the mirror (nginx, port, relations, background syncs); created last so
+        # that its update-status handler runs after the stream refresh above.
+        self._mirror_server = MirrorServer(self)
 
     def _on_config_changed(self, _: ops.ConfigChangedEvent) -> None:
         """Check that the configured stream can be read, so a bad source shows at once."""
@@ -114,7 +119,9 @@ class UpgraderCharm(ops.CharmBase):
         self._stored.planned = (
             str(selection.target) if selection.outcome is Outcome.UPGRADE else ""
         )
-        results = plan_results(selection, contents)
+        exact = params != PlanParams()
+        mirror = self._mirror_server.mirror_state(selection, settings, exact=exact)
+        results = plan_results(selection, contents, mirror)
         if not contents.verified:
             results["unverified-reason"] = contents.unverified_reason
         event.set_results(results)
@@ -128,6 +135,10 @@ class UpgraderCharm(ops.CharmBase):
             self.load_config(SyncSettings)
         except ValueError as exc:
             event.add_status(ops.BlockedStatus(f"invalid config: {exc}"))
+        try:
+            self.load_config(ServingSettings)
+        except ValueError as exc:
+            event.add_status(ops.BlockedStatus(f"invalid config: {exc}"))
         if self._stored.stream_error:
             status = ops.MaintenanceStatus if self._stored.stream_transient else ops.BlockedStatus
             event.add_status(status(str(self._stored.stream_error)))
@@ -136,14 +147,24 @@ class UpgraderCharm(ops.CharmBase):
             event.add_status(status(str(self._stored.import_error)))
         if not self.model.storages[BINARIES_STORAGE]:
             event.add_status(ops.BlockedStatus(_no_storage_message(self.unit.name)))
-        message = f"agent {self.model.juju_version}"
-        if self._stored.planned:
-            message += f"; upgrade target {self._stored.planned}"
+        message = self._serving_message(event)
         if self._stored.import_note:
             message += f"; {self._stored.import_note}"
         if self._stored.stream_unverified:
             message += " (unverified source)"
         event.add_status(ops.ActiveStatus(message))
+
+    def _serving_message(self, event: ops.CollectStatusEvent) -> str:
+        """What the unit serves and where; a serving failure is added to the event."""
+        serving = self._mirror_server.status()
+        if isinstance(serving, ops.ActiveStatus):
+            return serving.message
+        if serving is not None:
+            event.add_status(serving)
+        message = f"agent {self.model.juju_version}"
+        if self._stored.planned:
+            message += f"; upgrade target {self._stored.planned}"
+        return message
 
     def _on_sync_binaries(self, event: ops.ActionEvent) -> None:
         storages = self.model.storages[BINARIES_STORAGE]
@@ -325,6 +346,7 @@ class UpgraderCharm(ops.CharmBase):
         self._stored.stream_validators = (
             contents.validators.as_dict() if contents.validators else {}
         )
+        self._mirror_server.note_stream(contents, settings)
         return contents
 
     def _record_stream_error(self, exc: UpgraderError) -> None:

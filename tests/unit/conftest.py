@@ -11,7 +11,9 @@ import yaml
 from ops import testing
 from scenario import mocking
 
+import mirror_server
 from charm import UpgraderCharm
+from support import services
 from support.gpg import Keys, throwaway_keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +21,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _load(name: str) -> dict:
     return yaml.safe_load((ROOT / name).read_text())
+
+
+@pytest.fixture(autouse=True)
+def fake_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """nginx (apt, systemd) and the background sync unit are OS services a unit test cannot
+    own: every charm test gets the recording stand-ins of tests/support/services.py."""
+    services.reset()
+    monkeypatch.setattr(mirror_server, "NginxService", services.FakeNginx)
+    monkeypatch.setattr(mirror_server, "JobService", services.FakeJobService)
+    yield
+    services.reset()
 
 
 @pytest.fixture
