@@ -19,7 +19,10 @@ Usage (the charm, the CLI and the benchmark all go through :func:`sync`)::
 * :func:`plan_sync` (pure: contents + what is staged) returns a :class:`SyncPlan`: the versions,
   what is already present, what will be newly listed, the files to download (one per distinct
   sha256) and their total size. ``sync(..., dry_run=True)`` returns that plan as a result and
-  touches nothing.
+  touches nothing. "Present" means listed in the mirror's metadata with its file in place at
+  the listed size (:func:`intact_entries`, a ``stat`` per file: a re-sync with nothing new
+  costs milliseconds); the sha256 was checked when the file was written, and
+  :meth:`~upgrader.mirror.Mirror.verify` re-hashes everything on demand.
 * :func:`sync` takes the mirror's lock, checks free space, downloads with up to ``parallel``
   threads, then publishes the verified files' metadata in one atomic step. Each file streams
   (1 MiB chunks, constant memory) into ``<root>/.partial/<sha256>.part`` while being hashed
@@ -33,6 +36,18 @@ Usage (the charm, the CLI and the benchmark all go through :func:`sync`)::
 * When some files fail, the others are still published, and :class:`SyncError` is raised
   naming every failed file and its cause; ``SyncError.result`` holds what was published. The
   published mirror never lists a file that was not verified.
+* A partial file that is already complete (interrupted before its rename) is checked and moved
+  into place without a request; one longer than the listed size, or complete but wrong, is
+  dropped.
+
+Other entry points: :func:`sync_results` (the ``sync-binaries`` action results),
+:class:`SyncSettings` (the ``parallel-downloads`` option), :func:`check_parallel`,
+:func:`select_entries`, :func:`download_all` and :func:`stage_file` (one verified file).
+Errors: :class:`~upgrader.errors.SelectionError` (nothing matches),
+:class:`~upgrader.mirror.MirrorBusyError` (another sync or prune runs),
+:class:`~upgrader.mirror.InsufficientSpaceError`, :class:`~upgrader.mirror.MirrorError`
+(unreadable/unwritable metadata, ``metadata mismatch``, a non-plain name) and
+:class:`SyncError`; all are :class:`~upgrader.errors.UpgraderError`.
 """
 
 from __future__ import annotations
@@ -484,6 +499,11 @@ def _attempt(state: _Transfer, fetcher: Fetcher, reporter: _Reporter) -> None:
     offset, digest = _hash_prefix(part, job.size)
     if state.resumed_from < 0:
         state.resumed_from = offset
+    if offset == job.size and job.size:  # complete already (interrupted before the rename)
+        if digest.hexdigest() == job.sha256:
+            return
+        _discard(part)
+        offset, digest = 0, hashlib.sha256()
     try:
         with fetcher.open_download(job.url, offset=offset) as download:
             if download.offset != offset:

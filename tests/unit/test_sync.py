@@ -401,3 +401,25 @@ def test_a_listed_file_gone_missing_is_fetched_again(server: FaultyServer, mirro
     assert sorted(names(result.staged)) == ["3.6.12-ubuntu-amd64", "3.6.12-ubuntu-arm64"]
     assert result.present == () and result.bytes_downloaded == 2 * SIZE
     assert_valid(mirror)
+
+
+def test_a_complete_partial_is_moved_into_place_without_a_request(
+    server: FaultyServer, upstream: Path, mirror: Mirror
+) -> None:
+    part, data = partial_of(mirror, upstream, "3.6.12", "amd64")
+    part.write_bytes(data)  # killed after the last write, before the rename
+    result = sync(mirror, contents(server.url), exact("3.6.12", arches=("amd64",)), fetcher())
+    assert server.requests_for(".tgz") == []
+    assert result.bytes_downloaded == 0 and result.files[0].resumed_from == SIZE
+    assert_valid(mirror)
+
+
+def test_a_complete_but_wrong_partial_is_downloaded_again(
+    server: FaultyServer, upstream: Path, mirror: Mirror
+) -> None:
+    part, data = partial_of(mirror, upstream, "3.6.12", "amd64")
+    part.write_bytes(b"Z" * len(data))
+    result = sync(mirror, contents(server.url), exact("3.6.12", arches=("amd64",)), fetcher())
+    assert [r.range for r in server.requests_for(".tgz")] == [None]
+    assert result.bytes_downloaded == SIZE
+    assert_valid(mirror)
