@@ -172,6 +172,8 @@ class UpgraderCharm(ops.CharmBase):
             event.fail(_no_storage_message(self.unit.name))
             return
         params = event.load_params(SyncParams, errors="fail")
+        if not params.dry_run and self._refused_on_follower(event):
+            return
         try:
             settings = self.load_config(Settings)
             parallel = self.load_config(SyncSettings).parallel_downloads
@@ -214,6 +216,7 @@ class UpgraderCharm(ops.CharmBase):
         for binary in result.missing:
             event.log(f"not in the {result.stream} stream: {binary}")
         event.set_results(sync_results(result, self._agent_metadata_url()))
+        self._mirror_server.mirror_changed()
 
     def _on_prune_binaries(self, event: ops.ActionEvent) -> None:
         storages = self.model.storages[BINARIES_STORAGE]
@@ -223,6 +226,8 @@ class UpgraderCharm(ops.CharmBase):
         params = event.load_params(PruneParams, errors="fail")
         if params.keep is None:
             event.fail("keep is required: the number of versions to keep per major.minor, e.g. 2")
+            return
+        if self._refused_on_follower(event):
             return
         mirror = Mirror(storages[0].location)
         try:
@@ -240,6 +245,14 @@ class UpgraderCharm(ops.CharmBase):
                 "kept": ", ".join(str(v) for v in result.kept),
             }
         )
+        self._mirror_server.mirror_changed()
+
+    def _refused_on_follower(self, event: ops.ActionEvent) -> bool:
+        """Fail an action that would change a mirror this unit copies from the leader."""
+        refusal = self._mirror_server.follower_refusal()
+        if refusal:
+            event.fail(refusal)
+        return bool(refusal)
 
     def _sync_request(
         self,
@@ -383,6 +396,7 @@ class UpgraderCharm(ops.CharmBase):
             event.fail(error)
         else:
             event.set_results(results)
+            self._mirror_server.mirror_changed()
 
     def _binaries_root(self) -> Path | None:
         """The mount point of the binaries storage, or None when none is attached."""

@@ -151,7 +151,39 @@ class MirrorServer(ops.Object):
         if peers is not None and self._charm.unit.is_leader():
             revision = mirror_revision(entries, settings.agent_os, settings.arch_list)
             url = agent_metadata_url(address, port)
-            peers.data[self._charm.app].update(LeaderMirror(url, revision).as_dict())
+            leader = LeaderMirror(url, revision, self._charm.unit.name)
+            peers.data[self._charm.app].update(leader.as_dict())
+
+    def mirror_changed(self) -> None:
+        """Tell peers at once that the leader's mirror changed (after an action staged or pruned).
+
+        Other units otherwise learn it at the next update-status.
+        """
+        root = self.storage_root()
+        port = int(self._stored.serving_port)
+        if root is None or not port:
+            return
+        try:
+            settings = self._charm.load_config(Settings)
+        except ValueError:
+            return
+        self._publish(port, settings, self._staged(root, settings))
+
+    def follower_refusal(self) -> str:
+        """Why this unit must not stage or prune by itself ("" when it may).
+
+        A unit that copies the leader's mirror would undo its own changes at the next copy.
+        """
+        if self._charm.unit.is_leader():
+            return ""
+        leader = self.leader_mirror()
+        if leader is None:
+            return ""
+        where = leader.unit or "the leader unit (marked * in juju status)"
+        return (
+            f"{self._charm.unit.name} copies the leader's mirror ({leader.url}); "
+            f"stage and prune on {where}, the other units follow"
+        )
 
     def _reconcile_job(
         self,
@@ -251,7 +283,7 @@ class MirrorServer(ops.Object):
                 relation.data[self._charm.unit].pop(key, None)
         peers = self.model.get_relation(PEERS)
         if peers is not None and self._charm.unit.is_leader():
-            for key in LeaderMirror("x", "x").as_dict():
+            for key in LeaderMirror("", "").as_dict():
                 peers.data[self._charm.app].pop(key, None)
 
     # --- update checks -----------------------------------------------------------------------
@@ -337,7 +369,9 @@ class MirrorServer(ops.Object):
             return None
         entries = self._staged(root, settings)
         staged = is_staged(entries, selection.target, settings.agent_os, settings.arch_list)
-        command = f"juju run {self._charm.unit.name} sync-binaries"
+        leader = None if self._charm.unit.is_leader() else self.leader_mirror()
+        unit = leader.unit if leader is not None and leader.unit else self._charm.unit.name
+        command = f"juju run {unit} sync-binaries"
         if exact:
             command += f" version={selection.target.major}.{selection.target.minor}"
         return MirrorState(agent_metadata_url(address, port), staged, command)

@@ -17,6 +17,7 @@ from .versions import Version
 
 MIRROR_URL_KEY = "mirror-url"
 REVISION_KEY = "mirror-revision"
+UNIT_KEY = "leader-unit"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,14 +77,16 @@ class LeaderMirror:
     Attributes:
         url: the leader's ``agent-metadata-url`` (``http://ADDR:PORT/tools``).
         revision: :func:`upgrader.syncjob.mirror_revision` of what it serves.
+        unit: the leader's unit name, where operators stage (``upgrader/0``).
     """
 
     url: str
     revision: str
+    unit: str = ""
 
     def as_dict(self) -> dict[str, str]:
         """The relation data."""
-        return {MIRROR_URL_KEY: self.url, REVISION_KEY: self.revision}
+        return {MIRROR_URL_KEY: self.url, REVISION_KEY: self.revision, UNIT_KEY: self.unit}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, str]) -> LeaderMirror | None:
@@ -96,4 +99,4 @@ class LeaderMirror:
             check_stream_url(url, option=MIRROR_URL_KEY)
         except InvalidInputError:
             return None
-        return cls(url, revision)
+        return cls(url, revision, data.get(UNIT_KEY, ""))

@@ -268,12 +268,69 @@ def test_leader_publishes_its_mirror_to_peers(ctx, base, root) -> None:
     assert data == {
         "mirror-url": DEFAULT_URL,
         "mirror-revision": syncjob.mirror_revision(entries, "ubuntu", ("amd64", "arm64")),
+        "leader-unit": "upgrader/0",
     }
     assert not FakeJobService.units  # the leader syncs from upstream, not from itself
 
 
 def leader_data(revision: str = "0123456789abcdef") -> dict[str, str]:
-    return {"mirror-url": "http://192.0.2.9:8080/tools", "mirror-revision": revision}
+    return {
+        "mirror-url": "http://192.0.2.9:8080/tools",
+        "mirror-revision": revision,
+        "leader-unit": "upgrader/1",
+    }
+
+
+def test_leader_sync_tells_peers_at_once(ctx, base, store, root) -> None:
+    peers = testing.PeerRelation("upgrader-peers", peers_data={1: {}})
+    state = ctx.run(ctx.on.storage_attached(store), base(relations={peers}))
+    before = state.get_relation(peers.id).local_app_data["mirror-revision"]
+    out = ctx.run(ctx.on.action("sync-binaries", params={"version": "3.6"}), state)
+    after = out.get_relation(peers.id).local_app_data["mirror-revision"]
+    entries = Mirror(root).staged("released")
+    assert len(entries) == 4
+    assert after != before
+    assert after == syncjob.mirror_revision(entries, "ubuntu", ("amd64", "arm64"))
+
+
+@pytest.mark.parametrize(
+    ("action", "params"), [("sync-binaries", {"version": "3.6"}), ("prune-binaries", {"keep": 1})]
+)
+def test_follower_refuses_to_stage_or_prune(ctx, base, root, action: str, params: dict) -> None:
+    stage(root)
+    before = Mirror(root).staged("released")
+    peers = testing.PeerRelation(
+        "upgrader-peers", local_app_data=leader_data(), peers_data={1: {}}
+    )
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action(action, params=params), base(relations={peers}, leader=False))
+    assert failure.value.message == (
+        "upgrader/0 copies the leader's mirror (http://192.0.2.9:8080/tools); "
+        "stage and prune on upgrader/1, the other units follow"
+    )
+    assert Mirror(root).staged("released") == before
+
+
+def test_follower_may_dry_run(ctx, base) -> None:
+    peers = testing.PeerRelation(
+        "upgrader-peers", local_app_data=leader_data(), peers_data={1: {}}
+    )
+    ctx.run(
+        ctx.on.action("sync-binaries", params={"version": "3.6", "dry-run": True}),
+        base(relations={peers}, leader=False),
+    )
+    assert (ctx.action_results or {})["dry-run"] == "true"
+
+
+def test_plan_upgrade_on_a_follower_names_the_leader(ctx, base, store) -> None:
+    peers = testing.PeerRelation(
+        "upgrader-peers", local_app_data=leader_data(), peers_data={1: {}}
+    )
+    state = ctx.run(ctx.on.storage_attached(store), base(relations={peers}, leader=False))
+    ctx.run(ctx.on.action("plan-upgrade"), state)
+    assert (ctx.action_results or {})["next-steps"].splitlines()[0] == (
+        "juju run upgrader/1 sync-binaries"
+    )
 
 
 def test_follower_copies_the_leader_in_the_background(ctx, base, root) -> None:

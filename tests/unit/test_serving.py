@@ -73,9 +73,16 @@ def test_newest_staged() -> None:
 
 
 def test_leader_mirror_round_trip() -> None:
-    mirror = LeaderMirror(URL, "abc123")
-    assert mirror.as_dict() == {"mirror-url": URL, "mirror-revision": "abc123"}
+    mirror = LeaderMirror(URL, "abc123", "upgrader/1")
+    assert mirror.as_dict() == {
+        "mirror-url": URL,
+        "mirror-revision": "abc123",
+        "leader-unit": "upgrader/1",
+    }
     assert LeaderMirror.from_dict(mirror.as_dict()) == mirror
+    assert LeaderMirror.from_dict({"mirror-url": URL, "mirror-revision": "abc"}) == (
+        LeaderMirror(URL, "abc", "")
+    )
 
 
 @pytest.mark.parametrize(
