@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -277,18 +276,8 @@ class UpgraderCharm(ops.CharmBase):
         return agent_metadata_url(self._mirror_address(), self._mirror_port())
 
     def _mirror_address(self) -> str:
-        """The unit address controllers reach: the juju-info binding's ingress address.
-
-        Falls back to this machine's FQDN when Juju gives no address (the serving code may
-        refine this, e.g. to prefer a dedicated binding).
-        """
-        try:
-            binding = self.model.get_binding("juju-info")
-            address = binding.network.ingress_address if binding is not None else None
-        except ops.ModelError as exc:
-            logger.warning("cannot read the juju-info binding: %s", exc)
-            address = None
-        return str(address) if address is not None else socket.getfqdn()
+        """The unit address controllers reach (the one the unit status shows)."""
+        return self._mirror_server.address()
 
     def _mirror_port(self) -> int:
         """The port the mirror is served on (the ``port`` option when the charm has one)."""
