@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import os
@@ -411,3 +412,101 @@ def test_package_imports_without_charmlibs_or_ops() -> None:
         env={**os.environ, "PYTHONPATH": str(lib)},
     )
     assert out.stdout.strip() == "1"
+
+
+# --- the service layer (apt and systemd recorded: OS services a unit test cannot own) ---------
+
+
+@pytest.fixture
+def system(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Record charmlibs' apt and systemd calls; ``running`` and ``fail`` steer the answers."""
+    from charmlibs import apt, systemd
+
+    state: dict = {"calls": [], "running": False, "fail": ""}
+
+    def record(name: str):
+        def call(*args: object, **kwargs: object) -> bool:
+            state["calls"].append((name, *args))
+            if state["fail"] == name:
+                error = systemd.SystemdError if name.startswith("service") else apt.PackageError
+                raise error(f"{name} failed")
+            return state["running"] if name == "service_running" else True
+
+        return call
+
+    for name in (
+        "service_enable",
+        "service_disable",
+        "service_start",
+        "service_stop",
+        "service_running",
+    ):
+        monkeypatch.setattr(systemd, name, record(name))
+    monkeypatch.setattr(
+        systemd,
+        "service_reload",
+        lambda unit, restart_on_failure=False: state["calls"].append(
+            ("service_reload", unit, restart_on_failure)
+        ),
+    )
+    monkeypatch.setattr(apt, "update", record("update"))
+    monkeypatch.setattr(apt, "add_package", record("add_package"))
+    return state
+
+
+@needs_nginx
+def test_service_serves_reloads_only_on_change_and_stops(tmp_path: Path, system: dict) -> None:
+    service = nginx.NginxService(make_layout(tmp_path))
+    site = nginx.Site(
+        tmp_path, port=free_port(), access_log=tmp_path / "a.log", error_log=tmp_path / "e.log"
+    )
+    assert service.serve(site) is True
+    assert system["calls"] == [
+        ("service_enable", "nginx.service"),
+        ("service_running", "nginx.service"),
+        ("service_start", "nginx.service"),
+    ]
+    system["calls"].clear()
+    system["running"] = True
+    assert service.serve(site) is False
+    assert ("service_reload", "nginx.service", True) not in system["calls"]
+    assert service.serve(dataclasses.replace(site, port=free_port())) is True
+    assert system["calls"][-1] == ("service_reload", "nginx.service", True)
+
+    system["calls"].clear()
+    service.stop_serving()
+    assert not service.layout.enabled.exists()
+    assert system["calls"] == [
+        ("service_running", "nginx.service"),
+        ("service_reload", "nginx.service", True),
+    ]
+    system["calls"].clear()
+    service.stop()
+    assert system["calls"] == [
+        ("service_stop", "nginx.service"),
+        ("service_disable", "nginx.service"),
+    ]
+
+
+def test_service_install_uses_the_archive(system: dict) -> None:
+    nginx.NginxService().install()
+    assert system["calls"] == [("update",), ("add_package", "nginx")]
+
+
+def test_service_install_failure_is_a_serving_error(system: dict) -> None:
+    system["fail"] = "add_package"
+    with pytest.raises(nginx.ServingError, match="cannot install nginx from the archive: add_"):
+        nginx.NginxService().install()
+
+
+@needs_nginx
+def test_service_start_failure_is_a_serving_error(tmp_path: Path, system: dict) -> None:
+    system["fail"] = "service_start"
+    service = nginx.NginxService(make_layout(tmp_path))
+    site = nginx.Site(
+        tmp_path, port=free_port(), access_log=tmp_path / "a.log", error_log=tmp_path / "e.log"
+    )
+    with pytest.raises(
+        nginx.ServingError, match="cannot start nginx.service: service_start failed"
+    ):
+        service.serve(site)
