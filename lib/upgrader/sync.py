@@ -749,7 +749,8 @@ def sync(
         verified = {b for job, _ in done for b in job.binaries}
         pending = {b for job, _ in failed for b in job.binaries}
         publish = [e for e in plan.entries if e.binary not in pending]
-        mirror.add(plan.stream, publish)
+        if publish:
+            mirror.add(plan.stream, publish)
         outcomes = tuple(outcome for _, outcome in done)
         published = dataclasses.replace(
             plan,
