@@ -229,8 +229,18 @@ def write_spec(root: Path, spec: JobSpec) -> Path:
         MirrorError: the file cannot be written.
     """
     path = root / JOB_FILE
-    write_atomic(path, spec.to_json().encode())
-    os.chmod(path, 0o600)
+    tmp = root / f".{JOB_FILE}.{os.getpid()}.tmp"
+    try:
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(spec.to_json())
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(tmp, 0o600)  # an older file of that name may have kept another mode
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MirrorError(f"cannot write the sync job {path}: {exc}") from exc
     return path
 
 

@@ -19,7 +19,7 @@ from support.servers import serve_directory
 from support.streams import Agent, write_stream
 from upgrader import nginx, syncjob
 from upgrader.errors import InvalidInputError
-from upgrader.mirror import Mirror
+from upgrader.mirror import Mirror, MirrorError
 from upgrader.syncjob import JobService, JobSpec, JobStatus
 
 LIB = Path(syncjob.__file__).parents[1]
@@ -74,6 +74,12 @@ def test_job_file_round_trip_and_mode(tmp_path: Path) -> None:
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert JobSpec.from_json(path.read_text()) == spec
     assert spec.fetch_settings().http_proxy == "http://squid:3128"
+
+
+def test_unwritable_job_file_is_a_mirror_error(tmp_path: Path) -> None:
+    spec = spec_for(tmp_path / "missing", "https://streams.example/tools")
+    with pytest.raises(MirrorError, match="cannot write the sync job .*missing/.upgrader-job"):
+        syncjob.write_spec(tmp_path / "missing", spec)
 
 
 @pytest.mark.parametrize(
