@@ -120,7 +120,7 @@ class MirrorServer(ops.Object):
                 if self._stored.serving_port:
                     self._shut_down(stop_nginx=False)
                 return
-            (root / TOOLS_DIR).mkdir(mode=0o755, exist_ok=True)
+            _readable_by_nginx(root)
             nginx.serve(self._site(root, serving.port))
         except (ServingError, OSError) as exc:
             logger.error("cannot serve the mirror: %s", exc)
@@ -419,3 +419,14 @@ class MirrorServer(ops.Object):
 
     def _job(self) -> JobService:
         return JobService(f"{self._slug()}-sync.service")
+
+
+def _readable_by_nginx(root: Path) -> None:
+    """Let nginx's unprivileged workers (www-data) reach ``<root>/tools`` and read it.
+
+    The storage mount point may be created private; the served tree must be world-readable.
+    """
+    mode = root.stat().st_mode & 0o777
+    if mode & 0o005 != 0o005:
+        root.chmod(mode | 0o005)
+    (root / TOOLS_DIR).mkdir(mode=0o755, exist_ok=True)

@@ -133,7 +133,9 @@ def test_nginx_install_failure_blocks_with_the_reason(ctx, base) -> None:
 
 
 def test_storage_attached_serves_tools_and_opens_the_port(ctx, base, store, root) -> None:
+    root.chmod(0o700)  # a private mount point: nginx's www-data workers could not reach tools/
     out = ctx.run(ctx.on.storage_attached(store), base())
+    assert oct(root.stat().st_mode & 0o777) == "0o705"
     [site] = served()
     assert site.root == root
     assert site.port == 8080
