@@ -9,9 +9,7 @@ developer has bootstrapped a Juju controller; elsewhere conftest.py skips it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.server
-import json
 import os
 import pathlib
 import socket
@@ -20,6 +18,9 @@ from collections.abc import Iterator
 
 import jubilant
 import pytest
+import requests
+
+from support.streams import Agent, write_stream
 
 APP = "upgrader"
 STREAM = "released"
@@ -34,46 +35,6 @@ class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
         """Record the path instead of printing to stderr."""
         self.requested.append(self.path)
-
-
-def write_stream(root: pathlib.Path) -> None:
-    """Write an expanded, unsigned agent stream for VERSIONS on ubuntu/amd64."""
-    items = {}
-    for version in VERSIONS:
-        data = f"not a real agent {version}\n".encode()
-        path = f"agent/juju-{version}-ubuntu-amd64.tgz"
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_bytes(data)
-        items[f"{version}-ubuntu-amd64"] = {
-            "version": version,
-            "release": "ubuntu",
-            "arch": "amd64",
-            "ftype": "tar.gz",
-            "size": len(data),
-            "path": path,
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
-    content_id = f"com.ubuntu.juju:{STREAM}:agents"
-    products_path = f"streams/v1/com.ubuntu.juju-{STREAM}-agents.json"
-    products = {
-        "format": "products:1.0",
-        "content_id": content_id,
-        "products": {"com.ubuntu.juju:ubuntu:amd64": {"versions": {"20250101": {"items": items}}}},
-    }
-    index = {
-        "format": "index:1.0",
-        "index": {
-            content_id: {
-                "format": "products:1.0",
-                "datatype": "content-download",
-                "path": products_path,
-                "products": ["com.ubuntu.juju:ubuntu:amd64"],
-            }
-        },
-    }
-    (root / "streams/v1").mkdir(parents=True, exist_ok=True)
-    (root / products_path).write_text(json.dumps(products))
-    (root / "streams/v1/index2.json").write_text(json.dumps(index))
 
 
 def address_towards(peer: str) -> str:
@@ -101,7 +62,7 @@ def stream_server(
 ) -> Iterator[tuple[str, list[str]]]:
     """Serve a small stream where the unit can reach it; yield its URL and the request log."""
     root = tmp_path_factory.mktemp("stream")
-    write_stream(root)
+    write_stream(root, [Agent(v, "amd64") for v in VERSIONS], stream=STREAM)
     host = os.environ.get("UPGRADER_TEST_HOST") or address_towards(deployed)
     requested: list[str] = []
     handler = type("Handler", (_RecordingHandler,), {"requested": requested})
@@ -153,3 +114,21 @@ def test_plan_upgrade(juju: jubilant.Juju, stream_server: tuple[str, list[str]])
     assert task.results["target-version"] == VERSIONS[-1]
     assert task.results["source"] == stream_server[0]
     assert task.results["verified"] == "false"
+
+
+def test_sync_and_serve(juju: jubilant.Juju, deployed: str):
+    task = juju.run(f"{APP}/0", "sync-binaries", {"version": "3.6"}, wait=600)
+    assert task.status == "completed", task.message
+    assert task.results["versions"] == ", ".join(reversed(VERSIONS))
+    url = task.results["agent-metadata-url"]
+    assert url == f"http://{deployed}:8080/tools"
+    juju.wait(lambda status: jubilant.all_active(status, APP), error=jubilant.any_error)
+    message = juju.status().apps[APP].units[f"{APP}/0"].workload_status.message
+    assert f"agent-metadata-url={url}" in message
+    index = requests.get(f"{url}/streams/v1/index2.json", timeout=30)
+    assert index.status_code == 200
+    tarball = f"{url}/{STREAM}/juju-{VERSIONS[-1]}-ubuntu-amd64.tgz"
+    response = requests.get(tarball, timeout=30)
+    assert response.status_code == 200
+    assert response.content == Agent(VERSIONS[-1], "amd64").data
+    assert requests.get(f"{url}/", timeout=30).status_code == 404  # no listing
