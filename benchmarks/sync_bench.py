@@ -21,7 +21,7 @@ Every run is checked: the right files, sizes and sha256. Our sync runs in a chil
 script's ``_sync`` mode) that reports its own peak RSS (VmHWM). Only the tarballs the workloads
 use exist on disk; the other items list files that are never served.
 
-Usage: ``benchmarks/sync_bench.py [--size-mb 40] [--repeats 3] [--quick] [--server auto]``.
+Usage: ``benchmarks/sync_bench.py [--size-mb 40] [--repeats 5] [--quick] [--server auto]``.
 See ``benchmarks/README.md`` for the targets and the figures measured.
 """
 
@@ -778,7 +778,7 @@ def parse_args(argv: Sequence[str]) -> Settings:
     """Read the command line."""
     parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("--size-mb", type=float, default=None, help="tarball size (default 40)")
-    parser.add_argument("--repeats", type=int, default=None, help="repeats (default 3)")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats (default 5, quick 1)")
     parser.add_argument("--quick", action="store_true", help="tiny tarballs, one repeat (CI)")
     parser.add_argument("--server", choices=("auto", "nginx", "python"), default="auto")
     parser.add_argument("--parallel", type=int, default=None, help="our sync's parallelism")
@@ -798,7 +798,7 @@ def parse_args(argv: Sequence[str]) -> Settings:
     )
     args = parser.parse_args(argv)
     size = args.size_mb if args.size_mb is not None else (0.25 if args.quick else 40.0)
-    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
+    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 5)
     if not 0.01 <= size <= 4096:
         parser.error(f"--size-mb {size}: use a size between 0.01 and 4096 (MiB)")
     if repeats < 1:
@@ -981,7 +981,7 @@ def workload_targets(
             (
                 f"{name}: no-change re-sync < {TARGET_RESYNC:.0%} of the first sync",
                 resync_engine < TARGET_RESYNC,
-                f"{resync_engine:.1%} engine only; {resync_wall:.1%} process to process "
+                f"{resync_engine:.2%} engine only; {resync_wall:.1%} process to process "
                 "(interpreter start and imports included)",
             )
         )
