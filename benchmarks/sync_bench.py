@@ -52,7 +52,8 @@ from pathlib import Path
 
 DESCRIPTION = "Benchmark the staging engine against curl | sha256sum and sstream-mirror."
 REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = REPO / ".venv" / "bin"
+# The environment this script runs in (uv's .venv, a tox env) provides sstream-mirror.
+VENV_BIN = Path(sys.executable).parent
 MIB = 1024 * 1024
 MB = 1_000_000
 
@@ -834,7 +835,7 @@ def check_tools() -> None:
     """curl, sha256sum and sstream-mirror must be there."""
     missing = [tool for tool in ("curl", "sha256sum") if shutil.which(tool) is None]
     if not (VENV_BIN / "sstream-mirror").exists():
-        missing.append(f"{VENV_BIN / 'sstream-mirror'} (uv sync --group unit)")
+        missing.append(f"{VENV_BIN / 'sstream-mirror'} (run this script with the unit group's python: uv run --group unit python benchmarks/sync_bench.py)")
     if missing:
         raise SystemExit(f"error: missing {', '.join(missing)}")
 
