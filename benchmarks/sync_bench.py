@@ -835,7 +835,10 @@ def check_tools() -> None:
     """curl, sha256sum and sstream-mirror must be there."""
     missing = [tool for tool in ("curl", "sha256sum") if shutil.which(tool) is None]
     if not (VENV_BIN / "sstream-mirror").exists():
-        missing.append(f"{VENV_BIN / 'sstream-mirror'} (run this script with the unit group's python: uv run --group unit python benchmarks/sync_bench.py)")
+        missing.append(
+            f"{VENV_BIN / 'sstream-mirror'} (run this script with the unit group's python: "
+            "uv run --group unit python benchmarks/sync_bench.py)"
+        )
     if missing:
         raise SystemExit(f"error: missing {', '.join(missing)}")
 
