@@ -15,7 +15,7 @@ import ops
 from mirror_server import MirrorServer
 from upgrader.bundle import import_resource
 from upgrader.errors import InvalidInputError, TransientError, UpgraderError
-from upgrader.fetch import Fetcher, FetchSettings
+from upgrader.fetch import Fetcher
 from upgrader.mirror import Mirror, MirrorBusyError, agent_metadata_url, format_bytes
 from upgrader.plan import PlanRequest, make_plan, plan_results
 from upgrader.selection import Outcome, Policy
@@ -126,18 +126,11 @@ class UpgraderCharm(ops.CharmBase):
         event.set_results(results)
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
-        try:
-            self.load_config(Settings)
-        except ValueError as exc:
-            event.add_status(ops.BlockedStatus(f"invalid config: {exc}"))
-        try:
-            self.load_config(SyncSettings)
-        except ValueError as exc:
-            event.add_status(ops.BlockedStatus(f"invalid config: {exc}"))
-        try:
-            self.load_config(ServingSettings)
-        except ValueError as exc:
-            event.add_status(ops.BlockedStatus(f"invalid config: {exc}"))
+        for options in (Settings, SyncSettings, ServingSettings):
+            try:
+                self.load_config(options)
+            except ValueError as exc:
+                event.add_status(ops.BlockedStatus(f"invalid config: {exc}"))
         if self._stored.stream_error:
             status = ops.MaintenanceStatus if self._stored.stream_transient else ops.BlockedStatus
             event.add_status(status(str(self._stored.stream_error)))
@@ -195,7 +188,7 @@ class UpgraderCharm(ops.CharmBase):
             return
         try:
             request = self._sync_request(series, arches, settings, contents, event.log)
-            with Fetcher(self._fetch_settings(settings)) as fetcher:
+            with Fetcher(settings.fetch_settings(os.environ)) as fetcher:
                 result = sync(
                     Mirror(storages[0].location),
                     contents,
@@ -311,7 +304,7 @@ class UpgraderCharm(ops.CharmBase):
             return
         if not self._stored.stream_error and validators is not None:
             try:
-                with Fetcher(self._fetch_settings(settings)) as fetcher:
+                with Fetcher(settings.fetch_settings(os.environ)) as fetcher:
                     if not check_for_changes(validators, fetcher):
                         return
             except UpgraderError as exc:
@@ -319,17 +312,11 @@ class UpgraderCharm(ops.CharmBase):
                 return
         self._read_stream(settings)
 
-    def _fetch_settings(self, settings: Settings) -> FetchSettings:
-        """Juju's proxy settings for charms, plus the ca-certificates option."""
-        return FetchSettings.from_charm_environ(
-            os.environ, ca_certificates=settings.ca_certificates.strip() or None
-        )
-
     def _read_stream(self, settings: Settings) -> StreamContents | None:
         """Read the stream, recording any failure (and whether it was verified) for the status."""
         trust = settings.trust(f"run: juju config {self.app.name} verify-signatures=false")
         try:
-            with Fetcher(self._fetch_settings(settings)) as fetcher:
+            with Fetcher(settings.fetch_settings(os.environ)) as fetcher:
                 contents = read_stream(settings.stream_url, settings.stream, fetcher, trust=trust)
         except UpgraderError as exc:
             self._record_stream_error(exc)

@@ -22,7 +22,6 @@ from pathlib import Path
 import ops
 
 from upgrader.errors import UpgraderError
-from upgrader.fetch import FetchSettings
 from upgrader.mirror import TOOLS_DIR, Mirror, MirrorError, agent_metadata_url
 from upgrader.nginx import LOG_DIR, Layout, NginxService, ServingError, Site
 from upgrader.plan import MirrorState, PlanRequest, is_staged, make_plan
@@ -232,9 +231,7 @@ class MirrorServer(ops.Object):
         target = self._stored.latest_target
         if not target or is_staged(entries, parse(target), settings.agent_os, settings.arch_list):
             return None
-        fetch = FetchSettings.from_charm_environ(
-            os.environ, ca_certificates=settings.ca_certificates.strip() or None
-        )
+        fetch = settings.fetch_settings(os.environ)
         return JobSpec(
             root=str(root),
             stream_url=settings.stream_url,

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError, SignatureError
 from .selection import Policy
 from .signing import key_fingerprints
 from .streams import DEFAULT_STREAM_URL, TrustPolicy, check_stream_name, check_stream_url
+
+if TYPE_CHECKING:
+    from .fetch import FetchSettings
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.]*\Z")
 
@@ -97,4 +102,12 @@ class Settings:
             keys=self.signing_keys.strip() or None,
             verify_signatures=self.verify_signatures,
             allow_unsigned=allow_unsigned,
+        )
+
+    def fetch_settings(self, environ: Mapping[str, str]) -> FetchSettings:
+        """Network settings: Juju's proxy variables for charms plus the ca-certificates option."""
+        from .fetch import FetchSettings  # noqa: PLC0415 - keeps requests lazy
+
+        return FetchSettings.from_charm_environ(
+            environ, ca_certificates=self.ca_certificates.strip() or None
         )
