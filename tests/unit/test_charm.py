@@ -166,8 +166,8 @@ def test_bad_document_blocks_on_config_changed(ctx, tmp_path: Path, gpg_keys: Ke
 @pytest.mark.usefixtures("no_resource")
 def test_stream_recovers_after_fix(ctx, tmp_path: Path, gpg_keys: Keys) -> None:
     config = {"stream-url": tmp_path.as_uri(), "signing-keys": SIGNING_KEY}
-    bad = testing.State(config=config, storages={testing.Storage("binaries")})
-    state = ctx.run(ctx.on.config_changed(), bad)
+    storage = testing.Storage("binaries")
+    state = ctx.run(ctx.on.config_changed(), testing.State(config=config, storages={storage}))
     assert isinstance(state.unit_status, ops.BlockedStatus)
     write_stream(tmp_path, AGENTS)
     sign_stream(tmp_path, gpg_keys.signer, gpg_keys.alice)
