@@ -1,12 +1,19 @@
-"""A real forward HTTP proxy on 127.0.0.1 that records what it was asked for."""
+"""A real forward HTTP proxy on 127.0.0.1 that records what it was asked for.
+
+``running_proxy()`` runs it as a separate process (this file is also a script), the way a
+proxy really sits beside the charm; ``ProxyServer`` is the same proxy in a thread.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
 import http.server
-import threading
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -18,7 +25,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         """Forward the request to 127.0.0.1 and relay the answer."""
-        self.server.urls.append(self.path)
+        self.server.record(self.path)
         target = urlsplit(self.path)
         if target.scheme != "http" or target.hostname != "127.0.0.1":
             self.send_error(403, "this test proxy only reaches 127.0.0.1")
@@ -52,10 +59,18 @@ class ProxyServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self) -> None:
-        """Listen on a free port of 127.0.0.1."""
+    def __init__(self, log: Path | None = None) -> None:
+        """Listen on a free port of 127.0.0.1; append each URL asked for to ``log`` too."""
         super().__init__(("127.0.0.1", 0), ProxyHandler)
         self.urls: list[str] = []
+        self._log = log
+
+    def record(self, url: str) -> None:
+        """Remember a URL asked for (before the request is forwarded)."""
+        self.urls.append(url)
+        if self._log is not None:
+            with self._log.open("a") as log:
+                log.write(url + "\n")
 
     @property
     def url(self) -> str:
@@ -63,15 +78,47 @@ class ProxyServer(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
+class ProxyProcess:
+    """A :class:`ProxyServer` running in a child process."""
+
+    def __init__(self, url: str, log: Path) -> None:
+        """Remember where the child listens and where it logs."""
+        self.url = url
+        self._log = log
+
+    @property
+    def urls(self) -> list[str]:
+        """The absolute URLs the proxy was asked for, in order."""
+        return self._log.read_text().splitlines()
+
+
 @contextlib.contextmanager
-def running_proxy() -> Iterator[ProxyServer]:
-    """Run a :class:`ProxyServer` for the duration of the block."""
-    server = ProxyServer()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def running_proxy() -> Iterator[ProxyProcess]:
+    """Run the proxy as a separate process on 127.0.0.1 for the duration of the block."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "requests.log"
+        log.touch()
+        child = subprocess.Popen(
+            [sys.executable, __file__, str(log)], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert child.stdout is not None
+            url = child.stdout.readline().strip()
+            if not url.startswith("http://127.0.0.1:"):
+                raise RuntimeError(f"the test proxy did not start: {url!r}")
+            yield ProxyProcess(url, log)
+        finally:
+            child.terminate()
+            child.wait(timeout=10)
+            if child.stdout is not None:
+                child.stdout.close()
+
+
+def _main(log: str) -> None:
+    server = ProxyServer(Path(log))
+    print(server.url, flush=True)
+    server.serve_forever(0.05)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1])

@@ -231,10 +231,10 @@ def test_juju_proxy_settings_are_used(
         assert results["verified"] == "true"
         assert proxy.urls == [f"{url}{INDEX}", f"{url}{PRODUCTS}"]
 
-        proxy.urls.clear()
+        seen = len(proxy.urls)
         monkeypatch.setenv("JUJU_CHARM_NO_PROXY", "localhost,127.0.0.1,::1")
         plan(ctx, config)
-        assert proxy.urls == []
+        assert proxy.urls[seen:] == []
 
 
 def test_bad_proxy_setting_blocks_naming_the_model_setting(
