@@ -137,7 +137,7 @@ class UpgraderCharm(ops.CharmBase):
         if self._stored.import_error:
             status = ops.MaintenanceStatus if self._stored.import_retry else ops.BlockedStatus
             event.add_status(status(str(self._stored.import_error)))
-        if not self.model.storages[BINARIES_STORAGE]:
+        if self._binaries_root() is None:
             event.add_status(ops.BlockedStatus(_no_storage_message(self.unit.name)))
         message = self._serving_message(event)
         if self._stored.import_note:
@@ -159,8 +159,8 @@ class UpgraderCharm(ops.CharmBase):
         return message
 
     def _on_sync_binaries(self, event: ops.ActionEvent) -> None:
-        storages = self.model.storages[BINARIES_STORAGE]
-        if not storages:
+        root = self._binaries_root()
+        if root is None:
             event.fail(_no_storage_message(self.unit.name))
             return
         params = event.load_params(SyncParams, errors="fail")
@@ -190,7 +190,7 @@ class UpgraderCharm(ops.CharmBase):
             request = self._sync_request(series, arches, settings, contents, event.log)
             with Fetcher(settings.fetch_settings(os.environ)) as fetcher:
                 result = sync(
-                    Mirror(storages[0].location),
+                    Mirror(root),
                     contents,
                     request,
                     fetcher,
@@ -211,8 +211,8 @@ class UpgraderCharm(ops.CharmBase):
         self._mirror_server.mirror_changed()
 
     def _on_prune_binaries(self, event: ops.ActionEvent) -> None:
-        storages = self.model.storages[BINARIES_STORAGE]
-        if not storages:
+        root = self._binaries_root()
+        if root is None:
             event.fail(_no_storage_message(self.unit.name))
             return
         params = event.load_params(PruneParams, errors="fail")
@@ -221,7 +221,7 @@ class UpgraderCharm(ops.CharmBase):
             return
         if self._refused_on_follower(event):
             return
-        mirror = Mirror(storages[0].location)
+        mirror = Mirror(root)
         try:
             current = parse_lenient(str(self.model.juju_version))
             with mirror.lock("prune"):
@@ -376,8 +376,7 @@ class UpgraderCharm(ops.CharmBase):
 
     def _binaries_root(self) -> Path | None:
         """The mount point of the binaries storage, or None when none is attached."""
-        storages = self.model.storages[BINARIES_STORAGE]
-        return Path(storages[0].location) if storages else None
+        return self._mirror_server.storage_root()
 
     def _resource_path(self) -> Path | None:
         """The fetched agent-binaries resource, or None when none is attached."""
