@@ -248,6 +248,11 @@ class _GzipReader:
                 )
 
 
+# tarfile raises ValueError (not TarError) for some crafted headers, e.g. a non-numeric
+# GNU.sparse.map or a cut GNU sparse 1.0 map. ArchiveError is a ValueError too: re-raise it first.
+_TAR_ERRORS = (tarfile.TarError, ValueError)
+
+
 def _open_archive(raw: BinaryIO, source: str) -> tuple[_GzipReader, tarfile.TarFile]:
     raw.seek(0)
     magic = raw.read(2)
@@ -257,7 +262,9 @@ def _open_archive(raw: BinaryIO, source: str) -> tuple[_GzipReader, tarfile.TarF
     reader = _GzipReader(raw, source)
     try:
         tar = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]
-    except tarfile.TarError as exc:
+    except ArchiveError:
+        raise
+    except _TAR_ERRORS as exc:
         raise ArchiveError(
             f"{source}: not a tar archive inside the gzip data ({exc}); expected {_ACCEPTED_FORM}"
         ) from None
@@ -269,7 +276,9 @@ def _members(tar: tarfile.TarFile, source: str) -> Iterator[tarfile.TarInfo]:
     while True:
         try:
             info = tar.next()
-        except tarfile.TarError as exc:
+        except ArchiveError:
+            raise
+        except _TAR_ERRORS as exc:
             raise ArchiveError(
                 f"{source}: the tar data is damaged or truncated ({exc}); expected "
                 f"{_ACCEPTED_FORM}"
@@ -397,6 +406,11 @@ def _check_member(
     is_dir = info.isdir()
     kinds[name] = is_dir
     size = 0 if is_dir else info.size
+    if size < 0:
+        raise ArchiveError(
+            f"{source}: member {_quote(name)} declares a negative size ({size}); refusing the "
+            "whole archive"
+        )
     metadata = _is_metadata(name)
     limit = limits.max_metadata_bytes if metadata else limits.max_file_bytes
     if size > limit:

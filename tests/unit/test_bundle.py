@@ -623,6 +623,51 @@ def test_truncated_tar_inside_complete_gzip_is_refused(
     assert_unchanged(mirror, before)
 
 
+# A bad first header makes it "not a tar archive"; a later one, "damaged or truncated".
+DAMAGED_TAR = "not a tar archive inside the gzip data|the tar data is damaged or truncated"
+
+
+@pytest.mark.parametrize(
+    ("pax", "message"),
+    [
+        # tarfile's own parsers raise ValueError (not TarError) on these crafted headers.
+        ({"GNU.sparse.map": "x,y", "GNU.sparse.size": "10"}, DAMAGED_TAR),
+        (
+            {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.realsize": "5"},
+            DAMAGED_TAR,
+        ),
+        ({"size": "-5"}, "declares a negative size"),
+    ],
+    ids=["sparse-map", "sparse-1.0", "negative-size"],
+)
+@pytest.mark.parametrize("first", [True, False], ids=["first", "after-metadata"])
+def test_crafted_pax_header_is_refused_not_a_traceback(
+    tmp_path: Path,
+    good_members: Members,
+    mirror: Mirror,
+    pax: dict[str, str],
+    message: str,
+    first: bool,
+) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        crafted = file_info("tools/released/juju-9.9.9-ubuntu-amd64.tgz")
+        crafted.size = 3
+        crafted.pax_headers = pax
+        members = [(crafted, b"abc"), *good_members]
+        if not first:
+            members = [*good_members, (crafted, b"abc")]
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    archive = tmp_path / "crafted.tar.gz"
+    archive.write_bytes(gzip.compress(raw.getvalue()))
+    before = snapshot(mirror)
+    with pytest.raises(ArchiveError, match=message) as caught:
+        import_bundle(archive, mirror)
+    assert "crafted.tar.gz" in str(caught.value)
+    assert_unchanged(mirror, before)
+
+
 def test_unreadable_archive_names_it(tmp_path: Path, mirror: Mirror) -> None:
     with pytest.raises(ArchiveError, match=r"cannot read nothing.tar.gz: .*ENOENT"):
         import_bundle(tmp_path / "nothing.tar.gz", mirror)
