@@ -56,6 +56,9 @@ MAX_MEMBERS = 10_000
 MAX_METADATA_BYTES = 32 * 1024 * 1024
 """The largest metadata file accepted (the official products file is well under 1 MB)."""
 
+MAX_METADATA_TOTAL = 4 * MAX_METADATA_BYTES
+"""The most metadata bytes accepted in all (the scan holds them in memory)."""
+
 MAX_FILE_BYTES = 8 * 1024 * 1024 * 1024
 """The largest single member accepted (an agent tarball is about 40-60 MB)."""
 
@@ -88,12 +91,15 @@ class Limits:
     Attributes:
         max_members: members (files and directories) at most.
         max_metadata_bytes: size of one metadata file at most.
+        max_metadata_total: size of all metadata files together at most (they are read
+            into memory).
         max_file_bytes: size of one member at most.
         reserve_bytes: free space to leave on the mirror's filesystem after extraction.
     """
 
     max_members: int = MAX_MEMBERS
     max_metadata_bytes: int = MAX_METADATA_BYTES
+    max_metadata_total: int = MAX_METADATA_TOTAL
     max_file_bytes: int = MAX_FILE_BYTES
     reserve_bytes: int = RESERVE_BYTES
 
@@ -442,6 +448,7 @@ def scan_archive(
     members: list[Member] = []
     kinds: dict[str, bool] = {}
     metadata: dict[str, bytes] = {}
+    metadata_total = 0
     for count, info in enumerate(_members(tar, source), start=1):
         if count > limits.max_members:
             raise ArchiveError(
@@ -455,6 +462,13 @@ def scan_archive(
         if not member.is_dir:
             chunks = _read_member(tar, info, source)
             if _is_metadata(member.name):
+                metadata_total += member.size
+                if metadata_total > limits.max_metadata_total:
+                    raise ArchiveError(
+                        f"{source}: its metadata files total more than "
+                        f"{limits.max_metadata_total} bytes; refusing the whole archive (a "
+                        "mirror's streams/v1 holds a few small files)"
+                    )
                 metadata[member.name] = b"".join(chunks)
             else:
                 for _ in chunks:

@@ -529,6 +529,22 @@ def test_oversized_metadata_file_is_refused(
     assert_unchanged(mirror, before)
 
 
+def test_metadata_held_in_memory_is_bounded_in_total(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    # Each metadata file is under the per-file limit, but together they are not: the scan
+    # keeps metadata in memory, so a hostile archive of many of them must be refused.
+    extra = [(file_info(f"junk{n}/streams/v1/x.json"), b"{}" * 2000) for n in range(10)]
+    archive = write_archive(tmp_path / "bomb.tar.gz", [*good_members, *extra])
+    before = snapshot(mirror)
+    limits = Limits(max_metadata_bytes=4000, max_metadata_total=16000)
+    with pytest.raises(ArchiveError, match=r"metadata files total more than 16000 bytes"):
+        import_bundle(archive, mirror, limits=limits)
+    assert_unchanged(mirror, before)
+    plain = write_archive(tmp_path / "plain.tar.gz", good_members)
+    assert len(import_bundle(plain, mirror, limits=limits).imported) == 3
+
+
 def test_total_that_does_not_fit_the_free_space_is_refused(good: Path, mirror: Mirror) -> None:
     before = snapshot(mirror)
     free = shutil.disk_usage(mirror.root).free
