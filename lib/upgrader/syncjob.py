@@ -14,7 +14,8 @@ copies the leader's mirror onto other units (several units) through a job that r
 
 Both files sit in the storage root, outside the served ``tools/`` tree. A job copying the leader
 (``follow``) takes every version the leader lists for the configured OS and architectures, and
-afterwards drops what the leader no longer lists, so all units serve the same content; it reads
+afterwards drops what the leader no longer lists, so all units serve the same content (but a
+leader listing no agents at all is not copied: the follower keeps its mirror); it reads
 the leader's unsigned metadata, which is allowed for that internal source only.
 """
 
@@ -348,6 +349,9 @@ def _stage(spec: JobSpec, root: Path, fetcher: Fetcher, writer: _StatusWriter) -
     versions = spec.versions
     if spec.follow:
         available = contents.available(spec.os_name, spec.architectures)
+        if not available:
+            _refuse_to_empty(mirror, spec)
+            return "the source lists no agents"
         versions = tuple(str(v) for v in sorted(available, reverse=True))
     staged = ""
     if versions:
@@ -365,6 +369,24 @@ def _stage(spec: JobSpec, root: Path, fetcher: Fetcher, writer: _StatusWriter) -
     if dropped:
         message += f"; removed {', '.join(dropped)}"
     return message
+
+
+def _refuse_to_empty(mirror: Mirror, spec: JobSpec) -> None:
+    """A source listing no agents of ours is never copied: it would delete this whole mirror.
+
+    The leader's mirror is empty when a unit with new storage became leader, or for a moment
+    while it is being rebuilt; the units that follow it keep what they serve.
+
+    Raises:
+        JobError: this unit serves binaries (the status then says why they are kept).
+    """
+    staged = sum(len(entries) for entries in mirror.staged_all().values())
+    if staged:
+        raise JobError(
+            f"{spec.stream_url} lists no {spec.os_name} agents for "
+            f"{', '.join(spec.architectures)}; this unit keeps the {staged} agent binaries "
+            "it serves"
+        )
 
 
 def _drop_unlisted(mirror: Mirror, spec: JobSpec, contents: StreamContents) -> list[str]:

@@ -327,6 +327,43 @@ def test_follower_copies_the_leader_mirror_over_nginx(
         assert Mirror(follower_root).verify() == []
 
 
+@pytest.mark.parametrize(
+    "leader_agents",
+    [[], [Agent("3.6.13", "s390x")], [Agent("3.6.13", "amd64", os="centos")]],
+    ids=["lists-nothing", "other-arch-only", "other-os-only"],
+)
+def test_follower_keeps_its_mirror_when_the_leader_lists_no_agents(
+    tmp_path: Path, upstream: str, leader_agents: list[Agent]
+) -> None:
+    """A leader with an empty (new, or briefly unlisted) mirror must not wipe the followers."""
+    root = tmp_path / "storage"
+    root.mkdir()
+    assert syncjob.run(spec_for(root, upstream, versions=("3.6.13", "3.6.12"))).state == "done"
+    before = {p: p.read_bytes() for p in sorted((root / "tools").rglob("*")) if p.is_file()}
+    write_stream(tmp_path / "leader", leader_agents)
+    with serve_directory(tmp_path / "leader") as url:
+        status = syncjob.run(spec_for(root, url, versions=(), follow=True, internal=True))
+    assert status.state == "failed"
+    assert status.message == (
+        f"{url} lists no ubuntu agents for amd64, arm64; this unit keeps the 4 agent "
+        "binaries it serves"
+    )
+    after = {p: p.read_bytes() for p in sorted((root / "tools").rglob("*")) if p.is_file()}
+    assert after == before
+    assert Mirror(root).verify() == []
+
+
+def test_follower_of_an_empty_leader_with_nothing_staged_is_done(
+    tmp_path: Path,
+) -> None:
+    write_stream(tmp_path / "leader", [])
+    root = tmp_path / "storage"
+    root.mkdir()
+    with serve_directory(tmp_path / "leader") as url:
+        status = syncjob.run(spec_for(root, url, versions=(), follow=True, internal=True))
+    assert (status.state, status.message) == ("done", "the source lists no agents")
+
+
 def test_revision_ignores_paths_other_os_and_arches(tmp_path: Path, upstream: str) -> None:
     root = tmp_path / "storage"
     root.mkdir()
