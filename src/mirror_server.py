@@ -251,7 +251,11 @@ class MirrorServer(ops.Object):
         leader = self.leader_mirror()
         if leader is None:
             return None
-        if leader.revision == mirror_revision(entries, settings.agent_os, settings.arch_list):
+        arches = settings.arch_list
+        if leader.revision in (
+            mirror_revision(entries, settings.agent_os, arches),
+            mirror_revision((), settings.agent_os, arches),  # nothing: never copied (data loss)
+        ):
             return None
         return JobSpec(
             root=str(root),

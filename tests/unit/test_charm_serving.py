@@ -365,6 +365,20 @@ def test_follower_already_in_step_starts_nothing(ctx, base, root) -> None:
     assert calls_of("job") == []
 
 
+def test_follower_does_not_copy_a_leader_that_serves_nothing(ctx, base, root) -> None:
+    """A unit with new storage elected leader serves nothing yet: followers keep their mirror."""
+    stage(root)
+    before = Mirror(root).staged("released")
+    empty = syncjob.mirror_revision([], "ubuntu", ("amd64", "arm64"))
+    peers = testing.PeerRelation(
+        "upgrader-peers", local_app_data=leader_data(empty), peers_data={1: {}}
+    )
+    ctx.run(ctx.on.relation_changed(peers, remote_unit=1), base(relations={peers}, leader=False))
+    assert calls_of("job") == []
+    assert not (root / syncjob.JOB_FILE).exists()
+    assert Mirror(root).staged("released") == before
+
+
 def test_follower_lets_a_running_job_finish(ctx, base, root) -> None:
     FakeJobService.running_now.add(JOB)
     peers = testing.PeerRelation(
