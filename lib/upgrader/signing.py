@@ -11,14 +11,24 @@ the given keys. Expired or revoked keys, expired signatures, bad signatures and 
 keys outside the given set are refused. Extra signatures by unknown keys next to a good one
 are tolerated (as Juju's own verifier does), so a publisher can add a second signing key
 without breaking readers that pin only the first.
+
+Cost. Turning the armoured keys into a keyring takes two gpg runs (import, export); the result
+(the exported keyring and its fingerprints) is kept in memory, keyed by the SHA-256 of the key
+text, so every later document verified against the same keys costs one ``gpgv`` run. The cache
+holds only what gpg produced from that exact text (a different text builds its own keyring) and
+its last few key sets (:data:`KEYRING_CACHE_SIZE`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +57,35 @@ _GPG_TIMEOUT = 60.0
 """Seconds any single gpg/gpgv run may take."""
 
 _STATUS_PREFIX = "[GNUPG:] "
+
+_MARKER = re.compile(
+    b"("
+    + b"|".join(re.escape(m) for m in (_BEGIN_MESSAGE, _BEGIN_SIGNATURE, _END_SIGNATURE))
+    + rb")[ \t]*(?:\r\n|\r|\n|\Z)"
+)
+"""An armour marker up to the end of its line (trailing blanks allowed), with the line break.
+
+It counts as a marker line only where it starts a line (see :func:`_extract_signed_block`)."""
+
+KEYRING_CACHE_SIZE = 8
+"""How many prepared keyrings (one per distinct key text) are kept in memory."""
+
+
+@dataclass(frozen=True)
+class _Keyring:
+    """Armoured keys turned into what gpgv reads.
+
+    Attributes:
+        data: The binary keyring ``gpg --export`` wrote.
+        fingerprints: Primary-key fingerprints of the imported keys.
+    """
+
+    data: bytes
+    fingerprints: frozenset[str]
+
+
+_keyrings: OrderedDict[str, _Keyring] = OrderedDict()
+_keyrings_lock = threading.Lock()
 
 
 def juju_release_key() -> str:
@@ -105,11 +144,12 @@ def verify_clearsigned(data: bytes, keys: str, *, source: str) -> bytes:
     """
     _check_key_text(keys)
     signed_block = _extract_signed_block(data, source)
+    pinned = _keyring_for(keys)
     with tempfile.TemporaryDirectory(prefix="upgrader-gpg-") as home:
-        pinned = _build_keyring(keys, home)
         keyring = os.path.join(home, "pinned-keys.gpg")
         document = os.path.join(home, "document.asc")
         output = os.path.join(home, "signed-text")
+        Path(keyring).write_bytes(pinned.data)
         Path(document).write_bytes(signed_block)
         gpgv = _gpgv_binary()
         if gpgv is not None:
@@ -145,7 +185,9 @@ def verify_clearsigned(data: bytes, keys: str, *, source: str) -> bytes:
             ]
         result = _run(argv, home=home)
         outcome = _parse_verification(result.stdout.decode("utf-8", "replace"))
-        problem = outcome.problem(pinned, result.returncode, _last_line(result.stderr))
+        problem = outcome.problem(
+            pinned.fingerprints, result.returncode, _last_line(result.stderr)
+        )
         if problem is not None:
             raise SignatureError(f"signature of {source} is not valid: {problem}")
         try:
@@ -154,6 +196,35 @@ def verify_clearsigned(data: bytes, keys: str, *, source: str) -> bytes:
             raise SignatureError(
                 f"signature of {source} could not be checked: gpg wrote no signed text ({exc})"
             ) from exc
+
+
+def _keyring_for(keys: str) -> _Keyring:
+    """The keyring of ``keys``, built with gpg the first time this key text is seen.
+
+    Args:
+        keys: ASCII-armoured public key block(s), already checked by :func:`_check_key_text`.
+
+    Returns:
+        The exported keyring and the fingerprints of the imported keys.
+
+    Raises:
+        InvalidInputError: No key could be imported (not cached: asked again next time).
+        SignatureError: GnuPG is not available or failed unexpectedly.
+    """
+    digest = hashlib.sha256(keys.encode("utf-8")).hexdigest()
+    with _keyrings_lock:
+        cached = _keyrings.get(digest)
+        if cached is not None:
+            _keyrings.move_to_end(digest)
+            return cached
+    with tempfile.TemporaryDirectory(prefix="upgrader-gpg-") as home:
+        fingerprints = _build_keyring(keys, home)
+        keyring = _Keyring(Path(home, "pinned-keys.gpg").read_bytes(), fingerprints)
+    with _keyrings_lock:
+        _keyrings[digest] = keyring
+        while len(_keyrings) > KEYRING_CACHE_SIZE:
+            _keyrings.popitem(last=False)
+    return keyring
 
 
 def _extract_signed_block(data: bytes, source: str) -> bytes:
@@ -171,19 +242,7 @@ def _extract_signed_block(data: bytes, source: str) -> bytes:
         SignatureError: The structure is not exactly one signed block with nothing after it.
     """
     prefix = f"signature of {source} is not valid: "
-    begins: list[int] = []
-    signatures: list[int] = []
-    ends: list[int] = []
-    position = 0
-    for line in data.splitlines(keepends=True):
-        marker = line.rstrip(b" \t\r\n")
-        if marker == _BEGIN_MESSAGE:
-            begins.append(position)
-        elif marker == _BEGIN_SIGNATURE:
-            signatures.append(position)
-        elif marker == _END_SIGNATURE:
-            ends.append(position + len(line))
-        position += len(line)
+    begins, signatures, ends = _marker_lines(data)
     if not begins:
         raise SignatureError(
             prefix + f"no PGP signed message found (expected a {_BEGIN_MESSAGE.decode()} block)"
@@ -203,6 +262,35 @@ def _extract_signed_block(data: bytes, source: str) -> bytes:
             "by the signature"
         )
     return data[begins[0] : ends[0]].rstrip(b"\r\n") + b"\n"
+
+
+def _marker_lines(data: bytes) -> tuple[list[int], list[int], list[int]]:
+    """Find the armour marker lines: a marker alone on its line, trailing blanks allowed.
+
+    Lines end at LF, CR LF or CR (as ``bytes.splitlines`` splits them).
+
+    Args:
+        data: The raw document.
+
+    Returns:
+        Where the ``BEGIN PGP SIGNED MESSAGE`` and ``BEGIN PGP SIGNATURE`` lines start, and
+        where the ``END PGP SIGNATURE`` lines end (after their line break).
+    """
+    begins: list[int] = []
+    signatures: list[int] = []
+    ends: list[int] = []
+    for match in _MARKER.finditer(data):
+        start = match.start()
+        if start and data[start - 1] not in b"\r\n":
+            continue  # not at the start of a line
+        marker = match.group(1)
+        if marker == _BEGIN_MESSAGE:
+            begins.append(start)
+        elif marker == _BEGIN_SIGNATURE:
+            signatures.append(start)
+        else:
+            ends.append(match.end())
+    return begins, signatures, ends
 
 
 def _check_key_text(keys: str) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from support.gpg import NEEDS_GPG, Keys
 from upgrader import signing
@@ -195,3 +199,123 @@ def test_shipped_juju_key_has_the_pinned_fingerprint() -> None:
 def test_shipped_juju_key_refuses_a_document_signed_by_another_key(signed: bytes) -> None:
     with pytest.raises(SignatureError, match="unknown key"):
         signing.verify_clearsigned(signed, signing.juju_release_key(), source=URL)
+
+
+class _RunSpy:
+    """Records the gpg/gpgv programs ``signing`` runs, running them for real."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.programs: list[str] = []
+        real = signing._run
+
+        def run(
+            argv: list[str], *, home: str, stdin: bytes | None = None
+        ) -> subprocess.CompletedProcess[bytes]:
+            self.programs.append(argv[0].rsplit("/", 1)[-1])
+            return real(argv, home=home, stdin=stdin)
+
+        monkeypatch.setattr(signing, "_run", run)
+
+
+def test_each_document_costs_one_gpgv_run_once_the_keys_are_prepared(
+    keys: Keys, signed: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "_keyrings", type(signing._keyrings)())
+    spy = _RunSpy(monkeypatch)
+    other = keys.signer.clearsign(OTHER_DOCUMENT, keys.alice)
+
+    assert signing.verify_clearsigned(signed, keys.alice.armoured, source=URL) == DOCUMENT
+    assert spy.programs == ["gpg", "gpg", "gpgv"]  # import, export, verify
+    assert signing.verify_clearsigned(other, keys.alice.armoured, source=URL) == OTHER_DOCUMENT
+    assert signing.verify_clearsigned(signed, keys.alice.armoured, source=URL) == DOCUMENT
+    assert spy.programs == ["gpg", "gpg", "gpgv", "gpgv", "gpgv"]
+
+
+def test_prepared_keys_are_used_only_for_their_own_key_text(
+    keys: Keys, signed: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "_keyrings", type(signing._keyrings)())
+
+    assert signing.verify_clearsigned(signed, keys.alice.armoured, source=URL) == DOCUMENT
+    with pytest.raises(SignatureError, match="unknown key"):
+        signing.verify_clearsigned(signed, keys.bob.armoured, source=URL)
+    assert signing.verify_clearsigned(signed, keys.alice.armoured, source=URL) == DOCUMENT
+    with pytest.raises(SignatureError, match="unknown key"):
+        signing.verify_clearsigned(signed, keys.bob.armoured, source=URL)
+
+
+def test_only_the_last_few_key_sets_are_kept(
+    keys: Keys, signed: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "_keyrings", type(signing._keyrings)())
+    monkeypatch.setattr(signing, "KEYRING_CACHE_SIZE", 2)
+    texts = [keys.alice.armoured, keys.alice.armoured + "\n", keys.alice.armoured + "\n\n"]
+
+    for text in texts:
+        assert signing.verify_clearsigned(signed, text, source=URL) == DOCUMENT
+
+    assert len(signing._keyrings) == 2
+
+
+def test_unusable_keys_are_not_remembered(
+    keys: Keys, signed: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "_keyrings", type(signing._keyrings)())
+    broken = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n"
+
+    for _ in range(2):
+        with pytest.raises(InvalidInputError, match="signing-keys: no OpenPGP public key"):
+            signing.verify_clearsigned(signed, broken, source=URL)
+
+    assert not signing._keyrings
+
+
+def _reference_marker_lines(data: bytes) -> tuple[list[int], list[int], list[int]]:
+    """Where the armour marker lines are, found line by line (the reference reading)."""
+    found: tuple[list[int], list[int], list[int]] = ([], [], [])
+    position = 0
+    for line in data.splitlines(keepends=True):
+        marker = line.rstrip(b" \t\r\n")
+        if marker == b"-----BEGIN PGP SIGNED MESSAGE-----":
+            found[0].append(position)
+        elif marker == b"-----BEGIN PGP SIGNATURE-----":
+            found[1].append(position)
+        elif marker == b"-----END PGP SIGNATURE-----":
+            found[2].append(position + len(line))
+        position += len(line)
+    return found
+
+
+_PIECES = [
+    b"-----BEGIN PGP SIGNED MESSAGE-----",
+    b"-----BEGIN PGP SIGNATURE-----",
+    b"-----END PGP SIGNATURE-----",
+    *(bytes([c]) for c in b" \t\r\n-x\x0b\x0c\x1c\x85"),
+]
+
+
+@hypothesis.settings(max_examples=500, deadline=None)
+@hypothesis.given(st.lists(st.sampled_from(_PIECES), max_size=25))
+def test_marker_lines_are_found_as_a_line_by_line_reading_finds_them(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+
+    assert signing._marker_lines(data) == _reference_marker_lines(data)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(st.lists(st.sampled_from(_PIECES), max_size=25))
+def test_signed_block_is_cut_where_the_marker_lines_are(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    begins, signatures, ends = _reference_marker_lines(data)
+    well_formed = (
+        len(begins) == len(signatures) == len(ends) == 1
+        and begins[0] < signatures[0] < ends[0]
+        and not data[ends[0] :].strip()
+    )
+
+    if well_formed:
+        block = signing._extract_signed_block(data, URL)
+        assert block == data[begins[0] : ends[0]].rstrip(b"\r\n") + b"\n"
+    else:
+        with pytest.raises(SignatureError):
+            signing._extract_signed_block(data, URL)
