@@ -245,13 +245,32 @@ def write_spec(root: Path, spec: JobSpec) -> Path:
     return path
 
 
+_INT_LIMITS = {"done_bytes": 2**63, "total_bytes": 2**63, "pid": 2**31}  # pid: os.kill's pid_t
+
+
 def read_status(root: Path) -> JobStatus | None:
-    """The last status the job wrote, or None when there is none (or it is unreadable)."""
+    """The last status the job wrote, or None when there is none (or it is unreadable).
+
+    A file whose fields have other types (damaged, or written by another charm revision)
+    also reads as None: the charm shows the status in every hook, where it must not raise.
+    """
     try:
         doc = json.loads((root / STATUS_FILE).read_text())
-        return JobStatus(**doc) if isinstance(doc, dict) else None
+        status = JobStatus(**doc) if isinstance(doc, dict) else None
     except (OSError, ValueError, TypeError):
         return None
+    if status is None or status.state not in (RUNNING, DONE, FAILED):
+        return None
+    for field in dataclasses.fields(JobStatus):
+        value = getattr(status, field.name)
+        if field.name in _INT_LIMITS:
+            if isinstance(value, bool) or not isinstance(value, int):
+                return None
+            if not 0 <= value < _INT_LIMITS[field.name]:
+                return None
+        elif not isinstance(value, str):
+            return None
+    return status
 
 
 def current_status(root: Path) -> JobStatus | None:

@@ -151,6 +151,31 @@ def test_unreadable_status_file_reads_as_none(tmp_path: Path, content: str) -> N
     assert syncjob.read_status(tmp_path) is None
 
 
+STATUS_FIELDS = {"state": "running", "what": "3.6.13", "source": "u", "started": "t", "pid": 1}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"pid": "12"},
+        {"pid": 10**30},
+        {"pid": 2**40},
+        {"pid": True},
+        {"done_bytes": "5", "total_bytes": 10},
+        {"total_bytes": 1.5},
+        {"done_bytes": -1},
+        {"what": 3},
+        {"message": None},
+        {"state": "paused"},
+    ],
+)
+def test_status_file_with_wrong_types_reads_as_none(tmp_path: Path, changes: dict) -> None:
+    """The charm shows this file in every collect-status: a bad one must not raise there."""
+    (tmp_path / syncjob.STATUS_FILE).write_text(json.dumps({**STATUS_FIELDS, **changes}))
+    assert syncjob.read_status(tmp_path) is None
+    assert syncjob.current_status(tmp_path) is None
+
+
 def test_a_running_job_whose_process_is_gone_shows_as_failed(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
