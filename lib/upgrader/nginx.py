@@ -260,11 +260,18 @@ def install_site(text: str, layout: Layout, *, nginx: str = NGINX_BINARY) -> boo
 
 
 def remove_site(layout: Layout) -> bool:
-    """Disable and delete the charm's site; returns whether there was one."""
+    """Disable and delete the charm's site; returns whether there was one.
+
+    Raises:
+        ServingError: a file cannot be removed.
+    """
     removed = False
     for path in (layout.enabled, layout.available):
         if path.is_symlink() or path.exists():
-            path.unlink()
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise ServingError(f"cannot remove the nginx site {path}: {exc}") from None
             removed = True
     return removed
 

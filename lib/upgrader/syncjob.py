@@ -522,7 +522,10 @@ class JobService:
         if not self.path.exists():
             return
         self.stop()
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise JobError(f"cannot remove {self.path}: {exc}") from None
         self._call("daemon_reload")
 
     def _call(self, function: str, *args: str) -> None:

@@ -396,6 +396,14 @@ def test_unwritable_site_is_a_serving_error(tmp_path: Path) -> None:
         nginx.install_site("server {}\n", nginx.Layout(tmp_path))
 
 
+def test_site_removal_failure_is_a_serving_error(tmp_path: Path) -> None:
+    """stop/remove/storage-detaching catch ServingError: an OSError there would fail the hook."""
+    layout = nginx.Layout(tmp_path)
+    layout.available.mkdir(parents=True)  # unlink() refuses a directory
+    with pytest.raises(nginx.ServingError, match="cannot remove the nginx site"):
+        nginx.remove_site(layout)
+
+
 def test_package_imports_without_charmlibs_or_ops() -> None:
     code = (
         "import sys; sys.modules['charmlibs'] = None; sys.modules['ops'] = None\n"

@@ -493,3 +493,10 @@ def test_job_service_errors_name_the_unit(tmp_path: Path, systemctl: list) -> No
         JobService("x.service", unit_dir=tmp_path / "file").install("[Service]\n")
     with pytest.raises(InvalidInputError, match="invalid unit name"):
         JobService("../x.service", unit_dir=tmp_path)
+
+
+def test_job_service_removal_failure_is_a_job_error(tmp_path: Path, systemctl: list) -> None:
+    """stop/remove/storage-detaching catch JobError: an OSError there would fail the hook."""
+    (tmp_path / "x.service").mkdir()  # unlink() refuses a directory
+    with pytest.raises(syncjob.JobError, match=r"cannot remove .*x\.service"):
+        JobService("x.service", unit_dir=tmp_path).remove()
