@@ -9,8 +9,9 @@ copies the leader's mirror onto other units (several units) through a job that r
    :class:`JobService` installs it and starts it without waiting (``systemctl start
    --no-block``);
 3. the job (:func:`run`) reads the source stream, stages with :func:`upgrader.sync.sync` and
-   keeps ``<root>/.upgrader-job-status.json`` up to date (a :class:`JobStatus`: running, done or
-   failed, bytes done and total); the charm shows :meth:`JobStatus.describe` in the unit status.
+   keeps ``<root>/.upgrader-job-status.json`` (mode 0600 too) up to date (a :class:`JobStatus`:
+   running, done or failed, bytes done and total); the charm shows :meth:`JobStatus.describe`
+   in the unit status.
 
 Both files sit in the storage root, outside the served ``tools/`` tree. A job copying the leader
 (``follow``) takes every version the leader lists for the configured OS and architectures, and
@@ -37,7 +38,7 @@ from typing import Any
 
 from .errors import InvalidInputError, UpgraderError
 from .fetch import Fetcher, FetchSettings
-from .mirror import Mirror, MirrorError, format_bytes, write_atomic
+from .mirror import Mirror, MirrorError, format_bytes, fsync_directory, write_atomic
 from .settings import check_os, parse_architectures
 from .streams import (
     AgentEntry,
@@ -230,19 +231,33 @@ def write_spec(root: Path, spec: JobSpec) -> Path:
         MirrorError: the file cannot be written.
     """
     path = root / JOB_FILE
-    tmp = root / f".{JOB_FILE}.{os.getpid()}.tmp"
+    _write_private(path, spec.to_json(), what="the sync job")
+    return path
+
+
+def _write_private(path: Path, text: str, *, what: str) -> None:
+    """Replace ``path`` atomically with a file of mode 0600 from the start.
+
+    The job runs as root: the temporary file is created anew (``O_EXCL``), never through a
+    link someone left at its name (``O_NOFOLLOW``).
+
+    Raises:
+        MirrorError: the file cannot be written, naming ``what``; ``path`` is unchanged.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(spec.to_json())
+        tmp.unlink(missing_ok=True)  # a stale one, or a planted link (not what it points to)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with os.fdopen(os.open(tmp, flags, 0o600), "w") as stream:
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(tmp, 0o600)  # an older file of that name may have kept another mode
         os.replace(tmp, path)
+        fsync_directory(path.parent)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise MirrorError(f"cannot write the sync job {path}: {exc}") from exc
-    return path
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise MirrorError(f"cannot write {what} {path}: {exc}") from exc
 
 
 _INT_LIMITS = {"done_bytes": 2**63, "total_bytes": 2**63, "pid": 2**31}  # pid: os.kill's pid_t
@@ -312,7 +327,8 @@ class _StatusWriter:
         with self.lock:
             self.status = status
             self.written = time.monotonic()
-            write_atomic(self.path, json.dumps(dataclasses.asdict(status)).encode())
+            # Private: the source URL may carry credentials.
+            _write_private(self.path, json.dumps(dataclasses.asdict(status)), what="the status")
 
     def progress(self, report: Progress) -> None:
         with self.lock:

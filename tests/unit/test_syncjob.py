@@ -76,6 +76,31 @@ def test_job_file_round_trip_and_mode(tmp_path: Path) -> None:
     assert spec.fetch_settings().http_proxy == "http://squid:3128"
 
 
+def test_job_file_write_does_not_follow_a_planted_symlink(tmp_path: Path) -> None:
+    """The job runs as root: a link at its temporary name must not redirect the write."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    root = tmp_path / "storage"
+    root.mkdir()
+    (root / f".{syncjob.JOB_FILE}.{os.getpid()}.tmp").symlink_to(victim)
+    spec = spec_for(root, "https://streams.example/tools")
+    path = syncjob.write_spec(root, spec)
+    assert victim.read_text() == "precious\n"
+    assert not path.is_symlink()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert JobSpec.from_json(path.read_text()) == spec
+
+
+def test_status_file_is_private(tmp_path: Path) -> None:
+    """The status names the source URL, which may carry credentials (https://user:token@...)."""
+    url = f"http://user:token@127.0.0.1:{free_port()}/tools"
+    status = syncjob.run(spec_for(tmp_path, url, fetch={"retries": 1}))
+    assert status.state == "failed"
+    path = tmp_path / syncjob.STATUS_FILE
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert syncjob.read_status(tmp_path) == status
+
+
 def test_unwritable_job_file_is_a_mirror_error(tmp_path: Path) -> None:
     spec = spec_for(tmp_path / "missing", "https://streams.example/tools")
     with pytest.raises(MirrorError, match="cannot write the sync job .*missing/.upgrader-job"):
