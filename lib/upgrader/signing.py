@@ -65,7 +65,7 @@ _MARKER = re.compile(
 )
 """An armour marker up to the end of its line (trailing blanks allowed), with the line break.
 
-It counts as a marker line only where it starts a line (see :func:`_extract_signed_block`)."""
+It counts as a marker line only where it starts a line (see :func:`_marker_lines`)."""
 
 KEYRING_CACHE_SIZE = 8
 """How many prepared keyrings (one per distinct key text) are kept in memory."""

@@ -80,6 +80,12 @@ PRODUCTS_FORMAT = "products:1.0"
 DATATYPE = "content-download"
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _STREAM_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*\Z")
+_PLAIN_SEGMENT = r"[A-Za-z0-9_~+-][A-Za-z0-9._~+-]*"
+_PLAIN_PATH = re.compile(rf"{_PLAIN_SEGMENT}(?:/{_PLAIN_SEGMENT})*\Z")
+"""Paths that plainly stay below the base URL (every official item path is one): segments of
+unreserved characters, none empty or starting with a dot, no escapes. Others get the full check."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ITEM_FIELDS = ("version", "arch", "release", "size", "path", "sha256")
 
 
 def content_id(stream: str) -> str:
@@ -286,11 +292,24 @@ def check_relative_path(path: object, *, where: str) -> str:
     """
     if not isinstance(path, str) or not path:
         raise StreamError(f"{where}: path must be a non-empty string, got {path!r}")
+    if _PLAIN_PATH.match(path) or not _leaves_base(path):
+        return path
+    raise StreamError(
+        f"{where}: path {path!r} must be relative to the stream URL and stay below it "
+        "(no scheme, host, leading slash, '..', query or percent-escaped separators)"
+    )
+
+
+def _leaves_base(path: str) -> bool:
+    """The full check of :func:`check_relative_path`: True when ``path`` is refused."""
     decoded = unquote(path)
-    parts = urlsplit(path)
+    try:
+        parts = urlsplit(path)
+    except ValueError:  # e.g. "//[x": an unparseable host
+        return True
     segments = decoded.replace("\\", "/").split("/")
     normalised = posixpath.normpath(decoded)
-    if (
+    return bool(
         parts.scheme
         or parts.netloc
         or any(p.startswith(("/", "\\")) for p in (path, decoded))
@@ -298,16 +317,11 @@ def check_relative_path(path: object, *, where: str) -> str:
         or any(s in ("..", ".") for s in segments)
         or normalised == ".."
         or normalised.startswith(("../", "/"))
-        or any(ord(c) < 32 or ord(c) == 127 for c in decoded)
+        or _CONTROL.search(decoded)
         or "?" in path
         or "#" in path
         or ":" in segments[0]
-    ):
-        raise StreamError(
-            f"{where}: path {path!r} must be relative to the stream URL and stay below it "
-            "(no scheme, host, leading slash, '..', query or percent-escaped separators)"
-        )
-    return path
+    )
 
 
 def _load_json(body: bytes, url: str) -> dict[str, Any]:
@@ -372,37 +386,45 @@ def _children(node: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _item_entry(flat: Mapping[str, Any], where: str, date: str) -> AgentEntry:
-    missing = [
-        k for k in ("version", "arch", "release", "size", "path", "sha256") if k not in flat
-    ]
-    if missing:
-        raise StreamError(f"{where}: missing {', '.join(missing)}")
-    size = flat["size"]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise StreamError(f"{where}: size must be a non-negative integer, got {size!r}")
-    sha256 = flat["sha256"]
-    if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
-        raise StreamError(f"{where}: sha256 must be 64 hex digits, got {sha256!r}")
-    for key in ("version", "arch", "release"):
-        if (
-            not isinstance(flat[key], str)
-            or not flat[key]
-            or "-" in flat[key]
-            and key != "version"
-        ):
-            raise StreamError(f"{where}: {key} {flat[key]!r} is not valid")
-    try:
-        number = parse(flat["version"])
-    except InvalidInputError as exc:
-        raise StreamError(f"{where}: {exc}") from None
-    return AgentEntry(
-        binary=BinaryVersion(number, flat["release"], flat["arch"]),
-        path=check_relative_path(flat["path"], where=where),
-        size=size,
-        sha256=sha256.lower(),
-        date=date,
-    )
+class _ItemReader:
+    """Turns flattened items into entries, parsing each version and checking each path once."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, Version] = {}
+        self._paths: set[str] = set()
+
+    def entry(self, flat: Mapping[str, Any], where: str, date: str) -> AgentEntry:
+        missing = [k for k in _ITEM_FIELDS if k not in flat]
+        if missing:
+            raise StreamError(f"{where}: missing {', '.join(missing)}")
+        size = flat["size"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise StreamError(f"{where}: size must be a non-negative integer, got {size!r}")
+        sha256 = flat["sha256"]
+        if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
+            raise StreamError(f"{where}: sha256 must be 64 hex digits, got {sha256!r}")
+        for key in ("version", "arch", "release"):
+            value = flat[key]
+            if not isinstance(value, str) or not value or "-" in value and key != "version":
+                raise StreamError(f"{where}: {key} {value!r} is not valid")
+        text = flat["version"]
+        number = self._versions.get(text)
+        if number is None:
+            try:
+                number = parse(text)
+            except InvalidInputError as exc:
+                raise StreamError(f"{where}: {exc}") from None
+            self._versions[text] = number
+        path = flat["path"]
+        if path not in self._paths:
+            self._paths.add(check_relative_path(path, where=where))
+        return AgentEntry(
+            binary=BinaryVersion(number, flat["release"], flat["arch"]),
+            path=path,
+            size=size,
+            sha256=sha256.lower(),
+            date=date,
+        )
 
 
 def parse_products(body: bytes, url: str, stream: str) -> list[AgentEntry]:
@@ -421,6 +443,7 @@ def parse_products(body: bytes, url: str, stream: str) -> list[AgentEntry]:
     if cid is not None and cid != content_id(stream):
         raise StreamError(f"{url}: content_id is {cid!r}, expected {content_id(stream)!r}")
     top = _scalars(doc)
+    reader = _ItemReader()
     found: dict[tuple[Version, str, str], AgentEntry] = {}
     for pname, product in _children(doc, "products", url).items():
         where_p = f"{url}: product {pname}"
@@ -439,11 +462,12 @@ def parse_products(body: bytes, url: str, stream: str) -> list[AgentEntry]:
                 flat = {**vflat, **item}  # an item has no children: keep every field
                 if flat.get("ftype", "tar.gz") != "tar.gz":
                     continue
-                entry = _item_entry(flat, where_i, str(date))
+                entry = reader.entry(flat, where_i, str(date))
                 key = (entry.version, entry.os, entry.arch)
                 if key not in found or found[key].date < entry.date:
                     found[key] = entry
-    return sorted(found.values(), key=lambda e: (e.version, e.os, e.arch), reverse=True)
+    rank = {version: n for n, version in enumerate(sorted({e.version for e in found.values()}))}
+    return sorted(found.values(), key=lambda e: (rank[e.version], e.os, e.arch), reverse=True)
 
 
 def _defaults_from_product_id(pname: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
+from upgrader import streams
 from upgrader.errors import InvalidInputError, NotFoundError, StreamError
 from upgrader.fetch import Fetcher, FetchSettings
 from upgrader.streams import (
@@ -241,6 +242,8 @@ def products_with(item: dict[str, Any]) -> bytes:
         ({"path": "HTTPS://evil.example/x.tgz"}, "must be relative"),
         ({"path": "released/x\x00.tgz"}, "must be relative"),
         ({"path": "released/x%00.tgz"}, "must be relative"),
+        ({"path": "//[evil/x.tgz"}, "must be relative"),
+        ({"path": "http://[::1/x.tgz"}, "must be relative"),
         ({"path": 3}, "non-empty string"),
         ({"size": 1e3}, "size must be a non-negative integer"),
         ({"size": "ten"}, "size must be a non-negative integer"),
@@ -378,6 +381,14 @@ def test_mutated_items_only_give_entries_or_stream_errors(mutation: dict[str, An
         assert entry.size >= 0
         assert len(entry.sha256) == 64
         check_relative_path(entry.path, where="t")
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="aZ09._~+-/\\%2e:?#@[] \x00\x7f", max_size=12))
+def test_plain_paths_are_exactly_those_the_full_check_accepts_quickly(path: str) -> None:
+    if streams._PLAIN_PATH.match(path):
+        assert not streams._leaves_base(path)
+        assert check_relative_path(path, where="t") == path
 
 
 # Input validation helpers
