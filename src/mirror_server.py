@@ -203,6 +203,7 @@ class MirrorServer(ops.Object):
             if not leader:
                 spec = self._follower_job(settings, root, entries)
             if spec is None:
+                self._stored.job_error = ""  # nothing is due: an old failure no longer applies
                 return
             text = render_unit(
                 description=f"Stage Juju agent binaries for {self._charm.unit.name}",

@@ -409,6 +409,31 @@ def test_job_start_failure_is_shown(ctx, base) -> None:
     )
 
 
+def test_job_start_failure_is_cleared_once_nothing_is_due(ctx, base, root) -> None:
+    FakeJobService.fail_with = "systemctl failed for upgrader-0-sync.service: Unit not found"
+    peers = testing.PeerRelation(
+        "upgrader-peers", local_app_data=leader_data(), peers_data={1: {}}
+    )
+    state = ctx.run(
+        ctx.on.relation_changed(peers, remote_unit=1), base(relations={peers}, leader=False)
+    )
+    assert "cannot start the background sync" in state.unit_status.message
+    FakeJobService.fail_with = ""
+    stage(root)  # the unit now serves what the leader serves: no job is due
+    revision = syncjob.mirror_revision(
+        Mirror(root).staged("released"), "ubuntu", ("amd64", "arm64")
+    )
+    peers = testing.PeerRelation(
+        "upgrader-peers", id=peers.id, local_app_data=leader_data(revision), peers_data={1: {}}
+    )
+    out = ctx.run(
+        ctx.on.update_status(),
+        base(relations={peers}, leader=False, stored_states=state.stored_states),
+    )
+    assert "cannot start the background sync" not in out.unit_status.message
+    assert out.unit_status.message.startswith("serving 3.6.12 (2 arches)")
+
+
 # --- update checks and auto-sync ---------------------------------------------------------------
 
 
