@@ -29,6 +29,7 @@ from upgrader.selection import Outcome, Selection
 from upgrader.serving import LeaderMirror, ServingSettings, newest_staged, serving_message
 from upgrader.settings import Settings
 from upgrader.streams import AgentEntry, StreamContents
+from upgrader.sync import SyncSettings
 from upgrader.syncjob import (
     FAILED,
     JOB_FILE,
@@ -107,6 +108,7 @@ class MirrorServer(ops.Object):
         try:
             settings = self._charm.load_config(Settings)
             serving = self._charm.load_config(ServingSettings)
+            parallel = self._charm.load_config(SyncSettings).parallel_downloads
         except ValueError:
             return  # collect-status reports the option and the accepted values
         nginx = self._nginx()
@@ -130,7 +132,7 @@ class MirrorServer(ops.Object):
         self._charm.unit.set_ports(serving.port)
         entries = self._staged(root, settings)
         self._publish(serving.port, settings, entries)
-        self._reconcile_job(settings, serving, root, entries)
+        self._reconcile_job(settings, serving, root, entries, parallel)
 
     def _site(self, root: Path, port: int) -> Site:
         slug = self._slug()
@@ -190,8 +192,12 @@ class MirrorServer(ops.Object):
         serving: ServingSettings,
         root: Path,
         entries: tuple[AgentEntry, ...],
+        parallel: int,
     ) -> None:
-        """Install, start or remove the background sync as the unit's role and options say."""
+        """Install, start or remove the background sync as the unit's role and options say.
+
+        ``parallel`` is the ``parallel-downloads`` option, which background syncs honour too.
+        """
         leader = self._charm.unit.is_leader()
         job = self._job()
         try:
@@ -205,6 +211,7 @@ class MirrorServer(ops.Object):
             if spec is None:
                 self._stored.job_error = ""  # nothing is due: an old failure no longer applies
                 return
+            spec = dataclasses.replace(spec, parallel=parallel)
             text = render_unit(
                 description=f"Stage Juju agent binaries for {self._charm.unit.name}",
                 python=sys.executable,

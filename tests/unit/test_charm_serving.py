@@ -474,6 +474,23 @@ def test_auto_sync_passes_the_proxy_to_the_job(ctx, base, root, monkeypatch) -> 
     assert spec.fetch_settings().https_proxy == "http://squid.internal:3128"
 
 
+def test_background_jobs_honour_parallel_downloads(ctx, base, root) -> None:
+    """parallel-downloads=1 (a metered link) applies to auto-sync and follower copies too."""
+    stage(root)
+    ctx.run(ctx.on.config_changed(), base(config={"auto-sync": True, "parallel-downloads": 1}))
+    assert JobSpec.from_json((root / syncjob.JOB_FILE).read_text()).parallel == 1
+    FakeJobService.running_now.clear()  # that job finished
+    peers = testing.PeerRelation(
+        "upgrader-peers", local_app_data=leader_data(), peers_data={1: {}}
+    )
+    ctx.run(
+        ctx.on.relation_changed(peers, remote_unit=1),
+        base(relations={peers}, leader=False, config={"parallel-downloads": 2}),
+    )
+    spec = JobSpec.from_json((root / syncjob.JOB_FILE).read_text())
+    assert (spec.follow, spec.parallel) == (True, 2)
+
+
 def test_auto_sync_with_the_target_staged_starts_nothing(ctx, base, root) -> None:
     stage(root, UPSTREAM)
     ctx.run(ctx.on.update_status(), base(config={"auto-sync": True}))
