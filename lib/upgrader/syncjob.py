@@ -428,12 +428,15 @@ def _drop_unlisted(mirror: Mirror, spec: JobSpec, contents: StreamContents) -> l
     """Unlist and delete what the source no longer has (a follower copies the leader)."""
     wanted = {revision_key(e) for e in contents.entries}
     with mirror.lock("follow"):
-        staged = mirror.staged(spec.stream)
+        every_stream = mirror.staged_all()
+        staged = every_stream.get(spec.stream, ())
         keep = [e for e in staged if revision_key(e) in wanted]
         if len(keep) == len(staged):
             return []
         mirror.replace(spec.stream, keep)
-        kept_paths = {e.path for e in keep}
+        # One content is stored once for all streams: keep what another stream still lists.
+        others = (e for s, entries in every_stream.items() if s != spec.stream for e in entries)
+        kept_paths = {e.path for e in keep} | {e.path for e in others}
         dropped = [e for e in staged if e not in keep]
         for path in sorted({e.path for e in dropped} - kept_paths):
             try:

@@ -403,6 +403,23 @@ def test_follower_keeps_its_mirror_when_the_leader_lists_no_agents(
     assert Mirror(root).verify() == []
 
 
+def test_follower_keeps_files_another_stream_still_lists(tmp_path: Path, upstream: str) -> None:
+    """Content is stored once for all streams: dropping it from one must not break another."""
+    root = tmp_path / "storage"
+    root.mkdir()
+    assert syncjob.run(spec_for(root, upstream, versions=("3.6.13", "3.6.12"))).state == "done"
+    mirror = Mirror(root)
+    old = [e for e in mirror.staged("released") if str(e.version) == "3.6.12"]
+    mirror.add("proposed", old)  # e.g. imported from an archive holding both streams
+    write_stream(tmp_path / "leader", [a for a in AGENTS if a.version == "3.6.13"])
+    with serve_directory(tmp_path / "leader") as url:
+        status = syncjob.run(spec_for(root, url, versions=(), follow=True, internal=True))
+    assert status.state == "done", status.message
+    assert {str(e.version) for e in mirror.staged("released")} == {"3.6.13"}
+    assert mirror.staged("proposed") == tuple(old)
+    assert mirror.verify() == []
+
+
 def test_follower_of_an_empty_leader_with_nothing_staged_is_done(
     tmp_path: Path,
 ) -> None:
