@@ -416,7 +416,7 @@ class _ItemReader:
                 raise StreamError(f"{where}: {exc}") from None
             self._versions[text] = number
         path = flat["path"]
-        if path not in self._paths:
+        if not isinstance(path, str) or path not in self._paths:
             self._paths.add(check_relative_path(path, where=where))
         return AgentEntry(
             binary=BinaryVersion(number, flat["release"], flat["arch"]),

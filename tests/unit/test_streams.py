@@ -245,6 +245,8 @@ def products_with(item: dict[str, Any]) -> bytes:
         ({"path": "//[evil/x.tgz"}, "must be relative"),
         ({"path": "http://[::1/x.tgz"}, "must be relative"),
         ({"path": 3}, "non-empty string"),
+        ({"path": ["released/x.tgz"]}, "non-empty string"),
+        ({"path": {"a": 1}}, "non-empty string"),
         ({"size": 1e3}, "size must be a non-negative integer"),
         ({"size": "ten"}, "size must be a non-negative integer"),
         ({"size": [10]}, "size must be a non-negative integer"),
