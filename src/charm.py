@@ -23,6 +23,7 @@ from upgrader.serving import ServingSettings
 from upgrader.settings import Settings, parse_architectures
 from upgrader.streams import StreamContents, Validators, check_for_changes, read_stream
 from upgrader.sync import Progress, SyncError, SyncRequest, SyncSettings, sync, sync_results
+from upgrader.upstream import read_upstream
 from upgrader.versions import SeriesFilter, Version, parse_lenient, parse_major_minor
 
 logger = logging.getLogger(__name__)
@@ -182,7 +183,9 @@ class UpgraderCharm(ops.CharmBase):
         except InvalidInputError as exc:
             event.fail(str(exc))
             return
-        contents = self._read_stream(settings)
+        contents = self._read_stream(
+            settings, kept_in=Mirror(root), save=not params.dry_run, log=event.log
+        )
         if contents is None:
             event.fail(str(self._stored.stream_error))
             return
@@ -312,12 +315,40 @@ class UpgraderCharm(ops.CharmBase):
                 return
         self._read_stream(settings)
 
-    def _read_stream(self, settings: Settings) -> StreamContents | None:
-        """Read the stream, recording any failure (and whether it was verified) for the status."""
+    def _read_stream(
+        self,
+        settings: Settings,
+        *,
+        kept_in: Mirror | None = None,
+        save: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> StreamContents | None:
+        """Read the stream, recording any failure (and whether it was verified) for the status.
+
+        With ``kept_in``, the metadata that mirror kept from its last verified read is used
+        when one conditional request finds the index unchanged (``upgrader.upstream``); what
+        was done is logged, and passed to ``log``. ``save`` keeps a full read for next time.
+        """
         trust = settings.trust(f"run: juju config {self.app.name} verify-signatures=false")
         try:
             with Fetcher(settings.fetch_settings(os.environ)) as fetcher:
-                contents = read_stream(settings.stream_url, settings.stream, fetcher, trust=trust)
+                if kept_in is None:
+                    contents = read_stream(
+                        settings.stream_url, settings.stream, fetcher, trust=trust
+                    )
+                else:
+                    read = read_upstream(
+                        kept_in,
+                        settings.stream_url,
+                        settings.stream,
+                        fetcher,
+                        trust=trust,
+                        save=save,
+                    )
+                    contents = read.contents
+                    logger.info("%s", read.note)
+                    if log is not None:
+                        log(read.note)
         except UpgraderError as exc:
             self._record_stream_error(exc)
             return None

@@ -5,7 +5,9 @@ Commands:
 * ``plan``: the selection the charm's ``plan-upgrade`` action makes, with the same result keys.
 * ``sync [VERSION] --local-dir DIR``: stage agent binaries into DIR in the layout the charm and
   ``juju sync-agent-binary --local-dir`` use (``DIR/tools/...``), with the charm's engine
-  (:mod:`upgrader.sync`); the same result keys as the ``sync-binaries`` action.
+  (:mod:`upgrader.sync`); the same result keys as the ``sync-binaries`` action. The verified
+  upstream metadata is kept in ``DIR/.upstream`` (:mod:`upgrader.upstream`), so a later sync
+  of an unchanged stream reads it with one request; a note on stderr says which was done.
 * ``bundle DIR -o agents.tar.gz``: the archive the charm's ``agent-binaries`` resource accepts
   (:mod:`upgrader.bundle`).
 
@@ -677,16 +679,24 @@ def run_sync(args: argparse.Namespace, console: Console) -> int:
     """``juju-upgrader sync``."""
     from upgrader.mirror import Mirror
     from upgrader.progress import TransferDisplay
-    from upgrader.sync import plan_sync, sync, sync_results
+    from upgrader.sync import plan_sync, select_entries, sync, sync_results
+    from upgrader.upstream import keep_upstream, read_upstream
 
     mirror = Mirror(args.local_dir)
     with _fetcher() as fetcher:
-        contents = read_contents(fetcher, args)
+        trust = trust_policy(args)
+        read = read_upstream(
+            mirror, args.stream_url, args.stream, fetcher, trust=trust, save=False
+        )
+        contents = read.contents
         request = sync_request(args, contents, console)
+        select_entries(contents, request)  # a request the stream cannot meet: one error line
         if args.dry_run:
+            console.note(read.note)
             result = sync(mirror, contents, request, fetcher, dry_run=True, parallel=args.jobs)
         else:
             _make_dir(args.local_dir)
+            console.note(keep_upstream(mirror, read).note)
             display = None if console.quiet else TransferDisplay(console.err, prefix=f"{PROG}: ")
             if display is not None:
                 pending = plan_sync(contents, mirror.staged_all(), request)

@@ -9,6 +9,7 @@ works (reference ``shared/reference/agent-streams.md`` section 3)::
     <root>/tools/streams/v1/index.json                       the released entry only (legacy)
     <root>/tools/streams/v1/com.ubuntu.juju-<stream>-agents.json
     <root>/.partial/<sha256>.part                            downloads in progress (not served)
+    <root>/.upstream/<stream>.json                           the last verified upstream metadata
     <root>/.upgrader.lock                                    held by a running sync or prune
 
 Only ``<root>/tools`` is meant to be served. Item paths are relative to ``tools/``
@@ -71,6 +72,8 @@ METADATA_DIR = "streams/v1"
 INDEX2 = f"{METADATA_DIR}/index2.json"
 INDEX = f"{METADATA_DIR}/index.json"
 PARTIAL_DIR = ".partial"
+UPSTREAM_DIR = ".upstream"
+"""Holds the last upstream metadata read for each stream (:mod:`upgrader.upstream`); private."""
 LOCK_FILE = ".upgrader.lock"
 RELEASED = "released"
 METADATA_RESERVE = MIB
@@ -206,8 +209,10 @@ def fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int = _FILE_MODE) -> None:
     """Replace ``path`` with ``data``: write a temporary file beside it, fsync, rename, fsync.
+
+    ``mode`` is the new file's permission bits (default: readable by all, for the web server).
 
     Raises:
         MirrorError: the file cannot be written (disk full, permissions); ``path`` is unchanged.
@@ -215,7 +220,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
             stream.flush()
@@ -354,6 +359,10 @@ class Mirror:
     def partial_path(self, sha256: str) -> Path:
         """Where a download of this content is kept while in progress."""
         return self.partial_dir / f"{sha256}.part"
+
+    def upstream_record(self, stream: str) -> Path:
+        """Where the last upstream metadata read for ``stream`` is kept (not served)."""
+        return self.root / UPSTREAM_DIR / f"{stream}.json"
 
     def verify(self, *, full: bool = True) -> list[str]:
         """Check every listed tarball: it exists, has the listed size and (``full``) sha256.

@@ -277,6 +277,113 @@ class StreamContents:
                 result.setdefault(entry.version, set()).add(entry.arch)
         return result
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON data (:meth:`from_dict` reads it back), e.g. to keep a verified read.
+
+        Entries are rows ``[version, os, arch, path, size, sha256, date]``.
+        """
+        return {
+            "base-url": self.base_url,
+            "stream": self.stream,
+            "index-url": self.index_url,
+            "products-url": self.products_url,
+            "verified": self.verified,
+            "unverified-reason": self.unverified_reason,
+            "validators": self.validators.as_dict() if self.validators else {},
+            "entries": [
+                [str(e.version), e.os, e.arch, e.path, e.size, e.sha256, e.date]
+                for e in self.entries
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str) -> StreamContents:
+        """Rebuild from :meth:`as_dict` data, checking it as a products file is checked.
+
+        Args:
+            data: What :meth:`as_dict` returned, after a JSON round trip.
+            where: Where the data came from, for error messages.
+
+        Raises:
+            StreamError: naming ``where`` and what is malformed.
+        """
+        if not isinstance(data, dict):
+            raise StreamError(f"{where}: expected an object, got {type(data).__name__}")
+        text: dict[str, str] = {}
+        for key in ("base-url", "stream", "index-url", "products-url", "unverified-reason"):
+            value = data.get(key)
+            if not isinstance(value, str) or (not value and key != "unverified-reason"):
+                raise StreamError(f"{where}: {key} must be a non-empty string, got {value!r}")
+            text[key] = value
+        verified = data.get("verified")
+        if not isinstance(verified, bool):
+            raise StreamError(f"{where}: verified must be true or false, got {verified!r}")
+        validators = data.get("validators")
+        if not isinstance(validators, dict):
+            raise StreamError(f"{where}: validators must be an object, got {validators!r}")
+        rows = data.get("entries")
+        if not isinstance(rows, list):
+            raise StreamError(f"{where}: entries must be a list")
+        entries = _entries_from_rows(rows, where)
+        try:
+            base_url = check_stream_url(text["base-url"])
+            stream = check_stream_name(text["stream"])
+        except InvalidInputError as exc:
+            raise StreamError(f"{where}: {exc}") from None
+        return cls(
+            base_url,
+            stream,
+            text["index-url"],
+            text["products-url"],
+            tuple(entries),
+            verified=verified,
+            validators=Validators.from_dict(validators),
+            unverified_reason=text["unverified-reason"],
+        )
+
+
+def _entries_from_rows(rows: list[Any], where: str) -> list[AgentEntry]:
+    """Entries from :meth:`StreamContents.as_dict` rows, each field checked as when parsed."""
+    versions: dict[str, Version] = {}
+    names: set[tuple[str, str]] = set()
+    paths: set[str] = set()
+    entries: list[AgentEntry] = []
+    for number, row in enumerate(rows):
+        if type(row) is list and len(row) == 7:
+            text, os_name, arch, path, size, sha256, date = row
+        else:
+            text = os_name = arch = path = sha256 = date = size = None
+        if not (
+            type(text) is str
+            and type(os_name) is str
+            and type(arch) is str
+            and type(path) is str
+            and type(size) is int
+            and size >= 0
+            and type(sha256) is str
+            and _SHA256.match(sha256)
+            and type(date) is str
+        ):
+            raise StreamError(
+                f"{where}: entry {number} must be [version, os, arch, path, size, sha256, "
+                f"date] (size a whole number, sha256 64 lowercase hex digits), got {row!r}"
+            )
+        number_ = versions.get(text)
+        if number_ is None:
+            try:
+                number_ = versions[text] = parse(text)
+            except InvalidInputError as exc:
+                raise StreamError(f"{where}: entry {number}: {exc}") from None
+        if (os_name, arch) not in names:
+            for key, value in (("release", os_name), ("arch", arch)):
+                if not value or "-" in value:
+                    raise StreamError(f"{where}: entry {number}: {key} {value!r} is not valid")
+            names.add((os_name, arch))
+        if path not in paths:
+            paths.add(check_relative_path(path, where=f"{where}: entry {number}"))
+        entries.append(AgentEntry(BinaryVersion(number_, os_name, arch), path, size, sha256, date))
+    return entries
+
 
 def join_url(base_url: str, path: str) -> str:
     """Join a path relative to a stream's base URL, as Juju does (one slash between)."""

@@ -677,6 +677,30 @@ def test_signed_stream_verified_with_signing_keys(
 
 
 @needs_gpg
+def test_sync_of_an_unchanged_stream_uses_the_kept_metadata(
+    signed_stream: str, bin_dir: Path, tmp_path: Path, gpg_keys: Keys
+) -> None:
+    keys = tmp_path / "alice.asc"
+    keys.write_text(gpg_keys.alice.armoured)
+    local = tmp_path / "mirror"
+    args = ("3.6", "--local-dir", str(local), "--stream-url", signed_stream)
+    args += ("--signing-keys", str(keys), "--format", "json")
+    first = run("sync", *args, path=bin_dir)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.splitlines()[0] == (
+        f"juju-upgrader: read the released stream from {signed_stream} in full (no upstream "
+        "metadata kept yet)"
+    )
+    again = run("sync", *args, path=bin_dir)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.splitlines()[0].startswith(
+        "juju-upgrader: upstream metadata unchanged since it was verified on "
+    )
+    assert json.loads(again.stdout)["bytes-downloaded"] == "0"
+    assert (local / ".upstream" / "released.json").exists()
+
+
+@needs_gpg
 def test_signed_stream_with_another_key_is_refused(
     signed_stream: str, bin_dir: Path, tmp_path: Path, gpg_keys: Keys
 ) -> None:
@@ -825,7 +849,11 @@ def test_sync_progress_lines_and_quiet(stream_url: str, bin_dir: Path, tmp_path:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
-    assert lines[0].startswith("juju-upgrader: downloading 2 files, ")
+    assert lines[0] == (
+        f"juju-upgrader: read the released stream from {stream_url} in full (no upstream "
+        "metadata kept yet); it is not verified, so it is not kept for the next sync"
+    )
+    assert lines[1].startswith("juju-upgrader: downloading 2 files, ")
     assert "juju-upgrader: downloading juju-3.5.7-ubuntu-amd64.tgz (" in done.stderr
     assert any(
         line.startswith("juju-upgrader: staged juju-3.5.6-ubuntu-amd64.tgz (") for line in lines
