@@ -534,6 +534,8 @@ class Run:
     stdout: str
     flush_seconds: float = 0.0
     engine_seconds: float | None = None
+    metadata_seconds: float | None = None
+    metadata_kept: bool = False
 
 
 def vm_hwm_mb(pid: int | str = "self") -> float | None:
@@ -728,8 +730,18 @@ def run_ours(
             f"expected {want_bytes}"
         )
     check_staged(target, wanted, check_sha=bool(check_sha))
+    kept = report["metadata_kept"]
+    if kept != (check_sha is None and stream.keys is not None):
+        raise SystemExit(
+            f"error: our sync of {workload.name} {'used' if kept else 'did not use'} the "
+            "upstream metadata kept by the previous sync"
+        )
     return dataclasses.replace(
-        run, engine_seconds=report["engine_seconds"], max_rss_mb=report["peak_rss_mb"]
+        run,
+        engine_seconds=report["engine_seconds"],
+        max_rss_mb=report["peak_rss_mb"],
+        metadata_seconds=report["metadata_seconds"],
+        metadata_kept=kept,
     )
 
 
@@ -894,18 +906,40 @@ ROW_NAMES = {
 }
 
 
+def durable(runs: list[Run], attr: str = "seconds") -> float:
+    """Median time until the data is on disk: the run, then the ``sync(2)`` right after it.
+
+    sstream-mirror leaves its files in the page cache (``flush s``); our sync fsyncs every file
+    before publishing it, so its flush is ~0. Comparing these figures compares the same
+    durability.
+    """
+    return statistics.median(getattr(r, attr) + r.flush_seconds for r in runs)
+
+
+RATIO_COLUMNS = (
+    ("vs curl", "curl", "seconds"),
+    ("vs sstream", "sstream", "seconds"),
+    ("vs sst+sync", "sstream", "durable"),
+    ("vs openssl", "openssl", "seconds"),
+)
+"""Ratio columns: header, contender, and whether its time counts its flush to disk."""
+
+
 def report(stream: Stream, results: Results, wan_rate_mb: float) -> list[tuple[str, bool, str]]:
     """Print the table; return the targets as (name, passed, figures).
 
     Seconds are medians. "process" is the child's wall time from spawn to exit (as for the
     other contenders); "engine only" excludes interpreter start and imports. Ratios compare
     throughput on the same bytes: >1 means our sync is faster. "flush s" is how long writing
-    back what the contender left in the page cache took after it exited (``sync``).
+    back what the contender left in the page cache took after it exited (``sync``). "vs
+    sstream" compares wall times as measured (raw); "vs sst+sync" compares the time until the
+    data is on disk (wall time + flush, for both), i.e. the same durability.
     """
     header = (
         f"{'workload':<8} {'contender':<23} {'bytes':>13} {'median s':>8} {'min-max s':>11} "
-        f"{'MB/s':>5} {'vs curl':>7} {'vs sstream':>10} {'vs openssl':>10} {'CPU s':>6} "
-        f"{'flush s':>7} {'peak RSS':>8}"
+        f"{'MB/s':>5} "
+        + " ".join(f"{title:>{max(len(title), 7)}}" for title, _, _ in RATIO_COLUMNS)
+        + f" {'CPU s':>6} {'flush s':>7} {'peak RSS':>8}"
     )
     print()
     print(header)
@@ -914,7 +948,6 @@ def report(stream: Stream, results: Results, wan_rate_mb: float) -> list[tuple[s
     for workload in workloads(wan_rate_mb):
         size = sum(t.size for t in expected_tarballs(stream, workload))
         runs = {k[1]: v for k, v in results.items() if k[0] == workload.name}
-        base = {k: median(runs[k]) for k in ("curl", "sstream", "openssl") if k in runs}
         rows = [("ours", "seconds", size), ("engine", "engine_seconds", size)]
         rows += [(k, "seconds", size) for k in ("curl", "openssl", "sstream") if k in runs]
         if "resync" in runs:
@@ -923,21 +956,26 @@ def report(stream: Stream, results: Results, wan_rate_mb: float) -> list[tuple[s
             group = runs["ours" if key == "engine" else key]
             values = [getattr(r, attr) for r in group]
             seconds = statistics.median(values)
-            ratios = [
-                fmt_ratio(base[b] / seconds if key in ("ours", "engine") and b in base else None)
-                for b in ("curl", "sstream", "openssl")
-            ]
+            ratios = []
+            for title, other, kind in RATIO_COLUMNS:
+                value = None
+                if key in ("ours", "engine") and other in runs:
+                    if kind == "durable":
+                        value = durable(runs[other]) / durable(group, attr)
+                    else:
+                        value = median(runs[other]) / seconds
+                ratios.append(f"{fmt_ratio(value):>{max(len(title), 7)}}")
             rss = "-" if key in DIGESTERS else f"{median(group, 'max_rss_mb'):.1f} MB"
             spread = f"{min(values):.2f}-{max(values):.2f}"
             print(
                 f"{workload.name:<8} {ROW_NAMES[key]:<23} {nbytes:>13,} {seconds:>8.3f} "
                 f"{spread:>11} {(f'{nbytes / seconds / MB:.0f}' if nbytes else '-'):>5} "
-                f"{ratios[0]:>7} {ratios[1]:>10} {ratios[2]:>10} "
-                f"{median(group, 'cpu_seconds'):>6.2f} {median(group, 'flush_seconds'):>7.2f} "
+                + " ".join(ratios)
+                + f" {median(group, 'cpu_seconds'):>6.2f} {median(group, 'flush_seconds'):>7.2f} "
                 f"{rss:>8}"
             )
         print()
-        targets += workload_targets(workload.name, runs, base)
+        targets += workload_targets(workload.name, runs)
     peak = {
         name: max(
             r.max_rss_mb for r in results[(name, "ours")] + results.get((name, "resync"), [])
@@ -955,38 +993,44 @@ def report(stream: Stream, results: Results, wan_rate_mb: float) -> list[tuple[s
     return targets
 
 
-def workload_targets(
-    name: str, runs: dict[str, list[Run]], base: dict[str, float]
-) -> list[tuple[str, bool, str]]:
+def workload_targets(name: str, runs: dict[str, list[Run]]) -> list[tuple[str, bool, str]]:
     """The throughput and re-sync targets of one workload, judged on the process time."""
     wall = median(runs["ours"])
     engine = median(runs["ours"], "engine_seconds")
+    curl = median(runs["curl"])
     targets = [
         (
             f"{name}: >= {TARGET_VS_CURL}x curl | sha256sum throughput",
-            base["curl"] / wall >= TARGET_VS_CURL,
-            f"{base['curl'] / wall:.2f}x (engine only {base['curl'] / engine:.2f}x)",
+            curl / wall >= TARGET_VS_CURL,
+            f"{curl / wall:.2f}x (engine only {curl / engine:.2f}x)",
         )
     ]
-    if "sstream" in base:
-        durable = statistics.median(r.seconds + r.flush_seconds for r in runs["sstream"])
+    if "sstream" in runs:
+        same = durable(runs["sstream"]) / durable(runs["ours"])
+        same_engine = durable(runs["sstream"]) / durable(runs["ours"], "engine_seconds")
+        raw = median(runs["sstream"]) / wall
+        raw_engine = median(runs["sstream"]) / engine
         targets.append(
             (
-                f"{name}: >= {TARGET_VS_SSTREAM}x faster than sstream-mirror",
-                base["sstream"] / wall >= TARGET_VS_SSTREAM,
-                f"{base['sstream'] / wall:.2f}x (engine only {base['sstream'] / engine:.2f}x; "
-                f"counting sstream-mirror's data flush to disk {durable / wall:.2f}x)",
+                f"{name}: >= {TARGET_VS_SSTREAM}x faster than sstream-mirror + sync "
+                "(same durability)",
+                same >= TARGET_VS_SSTREAM,
+                f"{same:.2f}x (engine only {same_engine:.2f}x); raw, its writes left in the "
+                f"page cache: {raw:.2f}x (engine only {raw_engine:.2f}x)",
             )
         )
     if "resync" in runs:
         resync_engine = median(runs["resync"], "engine_seconds") / engine
         resync_wall = median(runs["resync"]) / wall
+        kept = sum(r.metadata_kept for r in runs["resync"])
+        metadata = median(runs["resync"], "metadata_seconds")
         targets.append(
             (
                 f"{name}: no-change re-sync < {TARGET_RESYNC:.0%} of the first sync",
                 resync_engine < TARGET_RESYNC,
                 f"{resync_engine:.2%} engine only; {resync_wall:.1%} process to process "
-                "(interpreter start and imports included)",
+                f"(interpreter start and imports included); kept upstream metadata used in "
+                f"{kept} of {len(runs['resync'])} re-syncs, metadata {metadata * 1000:.0f} ms",
             )
         )
     return targets
@@ -1105,7 +1149,10 @@ def main(argv: Sequence[str]) -> int:
         server.stop()
         if temp is not None and not settings.keep:
             shutil.rmtree(temp, ignore_errors=True)
-    print("targets:")
+    print(
+        "targets (sstream-mirror does not fsync: it is judged by the time until its data is on "
+        "disk, its run + sync(2), as our sync fsyncs every file; raw wall times are shown too):"
+    )
     for name, passed, figures in targets:
         print(f"  {'PASS' if passed else 'FAIL'}  {name}: {figures}")
     print(
@@ -1133,30 +1180,38 @@ def sync_child(argv: Sequence[str]) -> int:
     sys.path.insert(0, str(REPO / "lib"))
     from upgrader.fetch import Fetcher, FetchSettings
     from upgrader.mirror import Mirror
-    from upgrader.streams import TrustPolicy, read_stream
+    from upgrader.streams import TrustPolicy
     from upgrader.sync import SyncRequest, sync
+    from upgrader.upstream import read_upstream
     from upgrader.versions import parse
 
     start = time.perf_counter()
+    mirror = Mirror(args.root)
     with Fetcher(FetchSettings()) as fetcher:
         if args.keys is None:
             trust = TrustPolicy(verify_signatures=False)
         else:
             trust = TrustPolicy(keys=args.keys.read_text(), verify_signatures=True)
-        contents = read_stream(args.url, STREAM, fetcher, trust=trust)
+        # As the charm's sync-binaries and juju-upgrader sync read it: the verified metadata
+        # kept by the previous sync is reused when one conditional request finds it unchanged.
+        read = read_upstream(mirror, args.url, STREAM, fetcher, trust=trust)
+        contents = read.contents
         if contents.verified != (args.keys is not None):
             raise SystemExit(f"error: read {contents.index_url}, verified={contents.verified}")
+        metadata_seconds = time.perf_counter() - start
         request = SyncRequest(
             versions=tuple(parse(v) for v in args.versions.split(",")),
             architectures=tuple(args.arches.split(",")),
         )
         options = {} if args.parallel is None else {"parallel": args.parallel}
-        result = sync(Mirror(args.root), contents, request, fetcher, **options)
+        result = sync(mirror, contents, request, fetcher, **options)
     engine_seconds = time.perf_counter() - start
     print(
         json.dumps(
             {
                 "engine_seconds": engine_seconds,
+                "metadata_seconds": metadata_seconds,
+                "metadata_kept": read.cached,
                 "peak_rss_mb": vm_hwm_mb(),
                 "bytes_downloaded": result.bytes_downloaded,
                 "staged": [str(b) for b in result.staged],
