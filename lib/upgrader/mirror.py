@@ -209,19 +209,39 @@ def fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = _FILE_MODE) -> None:
+def write_atomic(
+    path: Path,
+    data: bytes,
+    *,
+    mode: int = _FILE_MODE,
+    what: str = "",
+    unchanged: str = "the published metadata is unchanged",
+    parents: bool = True,
+) -> None:
     """Replace ``path`` with ``data``: write a temporary file beside it, fsync, rename, fsync.
 
-    ``mode`` is the new file's permission bits (default: readable by all, for the web server).
+    The temporary file is created anew with its final mode (``O_EXCL``), never through a link
+    left at its name (``O_NOFOLLOW``): a stale one from a killed writer is removed first.
+
+    Args:
+        path: the file to replace.
+        data: its new content.
+        mode: the new file's permission bits (default: readable by all, for the web server).
+        what: what the file is, for the error message (e.g. "the sync job").
+        unchanged: what the error message says stays as it was.
+        parents: create missing parent directories (off where a missing one is an error,
+            such as an unmounted storage root).
 
     Raises:
         MirrorError: the file cannot be written (disk full, permissions); ``path`` is unchanged.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(descriptor, "wb") as stream:
+        if parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)  # a stale one, or a planted link (not what it points to)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with os.fdopen(os.open(tmp, flags, mode), "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
@@ -230,9 +250,16 @@ def write_atomic(path: Path, data: bytes, *, mode: int = _FILE_MODE) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise MirrorError(
-            f"cannot write {path}: {describe_os_error(exc)}; the published metadata is unchanged"
-        ) from exc
+        name = f"{what} {path}" if what else str(path)
+        raise MirrorError(f"cannot write {name}: {describe_os_error(exc)}; {unchanged}") from exc
+
+
+def _size_or_zero(path: Path) -> int:
+    """A file's size, or 0 when it is already gone."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -567,11 +594,11 @@ class Mirror:
             relative = path.relative_to(self.tools).as_posix()
             if relative in listed:
                 continue
-            freed += path.stat().st_size
+            freed += _size_or_zero(path)
             self._remove_file(path)
             files.append(relative)
         for path in sorted(self.partial_dir.glob("*.part")):
-            freed += path.stat().st_size
+            freed += _size_or_zero(path)
             self._remove_file(path)
         return files, freed
 

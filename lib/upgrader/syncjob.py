@@ -38,7 +38,7 @@ from typing import Any
 
 from .errors import InvalidInputError, UpgraderError
 from .fetch import Fetcher, FetchSettings
-from .mirror import Mirror, MirrorError, format_bytes, fsync_directory, write_atomic
+from .mirror import Mirror, MirrorError, format_bytes, write_atomic
 from .settings import check_os, parse_architectures
 from .streams import (
     AgentEntry,
@@ -238,26 +238,14 @@ def write_spec(root: Path, spec: JobSpec) -> Path:
 def _write_private(path: Path, text: str, *, what: str) -> None:
     """Replace ``path`` atomically with a file of mode 0600 from the start.
 
-    The job runs as root: the temporary file is created anew (``O_EXCL``), never through a
-    link someone left at its name (``O_NOFOLLOW``).
+    It may hold a URL with credentials; the job runs as root, so never through a planted link.
 
     Raises:
         MirrorError: the file cannot be written, naming ``what``; ``path`` is unchanged.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.unlink(missing_ok=True)  # a stale one, or a planted link (not what it points to)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        with os.fdopen(os.open(tmp, flags, 0o600), "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-        fsync_directory(path.parent)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise MirrorError(f"cannot write {what} {path}: {exc}") from exc
+    write_atomic(
+        path, text.encode(), mode=0o600, what=what, unchanged=f"{what} is unchanged", parents=False
+    )
 
 
 _INT_LIMITS = {"done_bytes": 2**63, "total_bytes": 2**63, "pid": 2**31}  # pid: os.kill's pid_t

@@ -21,6 +21,7 @@ from upgrader.mirror import (
     format_updated,
     render_products,
     storage_name,
+    write_atomic,
 )
 from upgrader.streams import AgentEntry
 from upgrader.versions import BinaryVersion, parse, parse_binary
@@ -403,3 +404,28 @@ def test_storage_names_are_plain_file_names(stream: str, binary: BinaryVersion, 
     assert storage_name("released", BinaryVersion(parse("3.1-beta2"), "ubuntu", "s390x")) == (
         "released/juju-3.1-beta2-ubuntu-s390x.tgz"
     )
+
+
+def test_write_atomic_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    target = tmp_path / "streams" / "index2.json"
+    target.parent.mkdir()
+    (target.parent / f".index2.json.{os.getpid()}.tmp").symlink_to(victim)
+    write_atomic(target, b"{}")
+    assert victim.read_text() == "keep me"
+    assert target.read_bytes() == b"{}"
+    assert not target.is_symlink()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["index2.json"]
+
+
+def test_write_atomic_without_parents_refuses_a_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(MirrorError, match="cannot write the job .*: .*; the job is unchanged"):
+        write_atomic(
+            tmp_path / "gone" / "job",
+            b"x",
+            what="the job",
+            unchanged="the job is unchanged",
+            parents=False,
+        )
+    assert not (tmp_path / "gone").exists()
