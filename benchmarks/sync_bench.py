@@ -17,9 +17,11 @@ side by side, interleaved and repeated (median reported):
   ``curl | openssl dgst -sha256`` (coreutils' sha256sum does not use the CPU's SHA
   instructions, OpenSSL does), and ``sstream-mirror`` (python-simplestreams, unsigned path).
 
-Every run is checked: the right files, sizes and sha256. Our sync runs in a child process (this
-script's ``_sync`` mode) that reports its own peak RSS (VmHWM). Only the tarballs the workloads
-use exist on disk; the other items list files that are never served.
+Every run is checked: the right files, sizes and sha256. Our sync runs in a child process
+(``sync_child.py``, importing what a sync needs and nothing of this script) that reports its
+own peak RSS (VmHWM). Only the tarballs the workloads use exist on disk; the other items list
+files that are never served. Python children (ours, sstream-mirror) run with compiled bytecode
+kept in the work directory, each once before measuring, as an installed program runs.
 
 Usage: ``benchmarks/sync_bench.py [--size-mb 40] [--repeats 5] [--quick] [--server auto]``.
 See ``benchmarks/README.md`` for the targets and the figures measured.
@@ -50,8 +52,11 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from sync_child import vm_hwm_mb
+
 DESCRIPTION = "Benchmark the staging engine against curl | sha256sum and sstream-mirror."
 REPO = Path(__file__).resolve().parents[1]
+CHILD = Path(__file__).resolve().with_name("sync_child.py")
 # The environment this script runs in (uv's .venv, a tox env) provides sstream-mirror.
 VENV_BIN = Path(sys.executable).parent
 MIB = 1024 * 1024
@@ -538,18 +543,6 @@ class Run:
     metadata_kept: bool = False
 
 
-def vm_hwm_mb(pid: int | str = "self") -> float | None:
-    """A process's peak resident set (``VmHWM``), or None once it has gone."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 class _PeakSampler(threading.Thread):
     """Samples a child's VmHWM every 10 ms until it exits (the last sample is kept)."""
 
@@ -699,14 +692,13 @@ def run_ours(
     settings: Settings,
     check_sha: bool | None,
 ) -> Run:
-    """Our sync in a child process (this script's ``_sync`` mode), checked against the stream.
+    """Our sync in a child process (``sync_child.py``), checked against the stream.
 
     ``check_sha`` None means a re-sync, which must download nothing.
     """
     argv = [
         sys.executable,
-        str(Path(__file__).resolve()),
-        "_sync",
+        str(CHILD),
         "--url",
         server.url + workload.prefix,
         "--root",
@@ -858,9 +850,30 @@ def check_tools() -> None:
 Results = dict[tuple[str, str], list[Run]]
 
 
+def use_compiled_bytecode(work: Path) -> Path:
+    """Make Python children keep compiled bytecode in ``work``, whatever PYTHONDONTWRITEBYTECODE.
+
+    An installed program starts from compiled bytecode; a child that compiled our modules (or
+    python-simplestreams', which ships none) on every start would be measured compiling.
+    """
+    prefix = work / "pycache"
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)
+    return prefix
+
+
+def warm_up(settings: Settings, server: Server, stream: Stream, work: Path) -> None:
+    """Run our sync and sstream-mirror once, unmeasured: bytecode compiled, caches warm."""
+    one = workloads()[0]
+    print(f"  warm-up: {one.name} ours, sstream")
+    run_ours(server, stream, one, fresh_dir(work / "ours"), work, settings, False)
+    run_sstream(server, stream, one, work, check_sha=False)
+
+
 def measure(settings: Settings, server: Server, stream: Stream, work: Path) -> Results:
     """Run every contender on every workload, interleaved, ``settings.repeats`` times."""
     results: Results = {}
+    warm_up(settings, server, stream, work)
     for repeat in range(settings.repeats):
         first = repeat == 0
         for workload in workloads(server.wan_rate_mb):
@@ -1070,6 +1083,10 @@ def print_settings(settings: Settings, server: Server, stream: Stream, work: Pat
     print(f"  tarballs on disk {sum(1 for _ in stream.root.glob('agent/*/*.tgz'))} ({how})")
     print(f"  server           {server.description} at {server.url}")
     print(f"  our parallelism  {settings.parallel or f'{default_parallel()} (engine default)'}")
+    print(
+        f"  python children  compiled bytecode kept in {work / 'pycache'}, one unmeasured "
+        "warm-up run each (ours, sstream-mirror)"
+    )
     how = "signed .sjson, verified with gpgv (throwaway key)" if stream.keys else "unsigned .json"
     print(f"  our metadata     {how}")
     print(
@@ -1126,8 +1143,6 @@ def prepare_stream(settings: Settings, work: Path) -> Stream:
 
 def main(argv: Sequence[str]) -> int:
     """Run the benchmark; 0 when every run was correct (targets are reported, not enforced)."""
-    if argv and argv[0] == "_sync":
-        return sync_child(argv[1:])
     settings = parse_args(argv)
     check_tools()
     started = time.perf_counter()
@@ -1138,6 +1153,7 @@ def main(argv: Sequence[str]) -> int:
     else:
         work = use_workdir(settings.workdir)
     server = Server(work / "stream", work, settings.server, settings.wan_rate_mb)
+    use_compiled_bytecode(work)
     try:
         stream = prepare_stream(settings, work)
         server.docroot = stream.root
@@ -1164,61 +1180,6 @@ def main(argv: Sequence[str]) -> int:
         print(f"kept {temp}")
     if settings.strict and not all(passed for _, passed, _ in targets):
         return 3
-    return 0
-
-
-def sync_child(argv: Sequence[str]) -> int:
-    """Child mode: one sync with the engine; prints a JSON line with what it did."""
-    parser = argparse.ArgumentParser(prog="sync_bench.py _sync")
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--arches", required=True)
-    parser.add_argument("--versions", required=True)
-    parser.add_argument("--parallel", type=int, default=None)
-    parser.add_argument("--keys", type=Path, default=None, help="verify against these keys")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO / "lib"))
-    from upgrader.fetch import Fetcher, FetchSettings
-    from upgrader.mirror import Mirror
-    from upgrader.streams import TrustPolicy
-    from upgrader.sync import SyncRequest, sync
-    from upgrader.upstream import read_upstream
-    from upgrader.versions import parse
-
-    start = time.perf_counter()
-    mirror = Mirror(args.root)
-    with Fetcher(FetchSettings()) as fetcher:
-        if args.keys is None:
-            trust = TrustPolicy(verify_signatures=False)
-        else:
-            trust = TrustPolicy(keys=args.keys.read_text(), verify_signatures=True)
-        # As the charm's sync-binaries and juju-upgrader sync read it: the verified metadata
-        # kept by the previous sync is reused when one conditional request finds it unchanged.
-        read = read_upstream(mirror, args.url, STREAM, fetcher, trust=trust)
-        contents = read.contents
-        if contents.verified != (args.keys is not None):
-            raise SystemExit(f"error: read {contents.index_url}, verified={contents.verified}")
-        metadata_seconds = time.perf_counter() - start
-        request = SyncRequest(
-            versions=tuple(parse(v) for v in args.versions.split(",")),
-            architectures=tuple(args.arches.split(",")),
-        )
-        options = {} if args.parallel is None else {"parallel": args.parallel}
-        result = sync(mirror, contents, request, fetcher, **options)
-    engine_seconds = time.perf_counter() - start
-    print(
-        json.dumps(
-            {
-                "engine_seconds": engine_seconds,
-                "metadata_seconds": metadata_seconds,
-                "metadata_kept": read.cached,
-                "peak_rss_mb": vm_hwm_mb(),
-                "bytes_downloaded": result.bytes_downloaded,
-                "staged": [str(b) for b in result.staged],
-                "present": [str(b) for b in result.present],
-            }
-        )
-    )
     return 0
 
 
