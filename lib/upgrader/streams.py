@@ -412,7 +412,7 @@ def _leaves_base(path: str) -> bool:
     decoded = unquote(path)
     try:
         parts = urlsplit(path)
-    except ValueError:  # e.g. "//[x": an unparseable host
+    except ValueError:  # e.g. "//[x": an unparsable host
         return True
     segments = decoded.replace("\\", "/").split("/")
     normalised = posixpath.normpath(decoded)
