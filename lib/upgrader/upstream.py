@@ -235,10 +235,16 @@ def _save(path: Path, contents: StreamContents, trust: dict[str, Any]) -> str:
     }
     try:
         path.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(record).encode("utf-8"), mode=_RECORD_MODE)
+        write_atomic(
+            path,
+            json.dumps(record).encode("utf-8"),
+            mode=_RECORD_MODE,
+            what="the kept upstream metadata",
+            unchanged="the next sync reads the stream in full again",
+        )
     except (OSError, MirrorError) as exc:
-        logger.warning("cannot keep the upstream metadata in %s: %s", path, exc)
-        return f"; it could not be kept for the next sync: {exc}"
+        logger.warning("cannot keep the upstream metadata: %s", exc)
+        return f"; it could not be kept: {exc}"
     return ""
 
 
