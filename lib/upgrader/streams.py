@@ -696,7 +696,7 @@ def read_stream(
     fetch = _fetcher_of(source)
     required = trust.requires_signature(base_url)
     try:
-        return _read_signed(base_url, stream, fetch, trust.keys_for(base_url))
+        return _read_metadata(base_url, stream, fetch, trust.keys_for(base_url))
     except _NoMetadataError as absent:
         if required:
             raise SignatureError(_refusal(base_url, str(absent), trust)) from None
@@ -708,7 +708,7 @@ def read_stream(
         reason = str(exc)
         signed_failure = exc
     try:
-        contents = _read_unsigned(base_url, stream, fetch)
+        contents = _read_metadata(base_url, stream, fetch, keys=None)
     except _NoMetadataError as absent:
         if not isinstance(signed_failure, _NoMetadataError):
             raise signed_failure from None
@@ -737,27 +737,40 @@ def _tried(urls: list[str]) -> str:
     return f"tried {', '.join(urls)} (not found)"
 
 
-def _read_signed(
-    base_url: str, stream: str, fetch: Callable[[str], _Fetched], keys: str
+def _read_metadata(
+    base_url: str, stream: str, fetch: Callable[[str], _Fetched], keys: str | None
 ) -> StreamContents:
+    """Find the index, then read the products file it names.
+
+    With ``keys``, the signed documents are read and each must verify against them (a signed
+    index naming a missing products file is no metadata at all); without, the unsigned ones.
+    """
     tried: list[str] = []
-    for index_path in SIGNED_INDEX_PATHS:
+    for index_path in SIGNED_INDEX_PATHS if keys is not None else INDEX_PATHS:
         index_url = join_url(base_url, index_path)
         try:
             index = fetch(index_url)
         except NotFoundError:
             tried.append(index_url)
             continue
-        index_text = verify_clearsigned(index.body, keys, source=index_url)
+        index_text = (
+            index.body if keys is None else verify_clearsigned(index.body, keys, source=index_url)
+        )
         products_path = parse_index(index_text, index_url, stream)
         products_url = join_url(base_url, products_path)
         try:
             products = fetch(products_url)
         except NotFoundError:
+            if keys is None:
+                raise
             raise _NoMetadataError(
                 f"the signed index {index_url} names {products_url}, which was not found"
             ) from None
-        products_text = verify_clearsigned(products.body, keys, source=products_url)
+        products_text = (
+            products.body
+            if keys is None
+            else verify_clearsigned(products.body, keys, source=products_url)
+        )
         entries = parse_products(products_text, products_url, stream)
         return StreamContents(
             base_url,
@@ -765,31 +778,7 @@ def _read_signed(
             index_url,
             products_url,
             tuple(entries),
-            verified=True,
-            validators=index.validators,
-        )
-    raise _NoMetadataError(_tried(tried))
-
-
-def _read_unsigned(base_url: str, stream: str, fetch: Callable[[str], _Fetched]) -> StreamContents:
-    tried: list[str] = []
-    for index_path in INDEX_PATHS:
-        index_url = join_url(base_url, index_path)
-        try:
-            index = fetch(index_url)
-        except NotFoundError:
-            tried.append(index_url)
-            continue
-        products_path = parse_index(index.body, index_url, stream)
-        products_url = join_url(base_url, products_path)
-        entries = parse_products(fetch(products_url).body, products_url, stream)
-        return StreamContents(
-            base_url,
-            stream,
-            index_url,
-            products_url,
-            tuple(entries),
-            verified=False,
+            verified=keys is not None,
             validators=index.validators,
         )
     raise _NoMetadataError(_tried(tried))
