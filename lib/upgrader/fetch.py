@@ -2,10 +2,11 @@
 
 Everything here reads from sources we do not control, so it is defensive:
 
-* Proxies come only from :class:`FetchSettings` (the requests session has ``trust_env``
-  off), so ``HTTP_PROXY`` and friends in the process environment are ignored unless a caller
-  builds the settings from them on purpose (:meth:`FetchSettings.from_client_environ`).
-* TLS verification is always on. Extra CA certificates are added to certifi's bundle.
+* Proxies come only from :class:`FetchSettings`, so ``HTTP_PROXY`` and friends in the
+  process environment are ignored unless a caller builds the settings from them on purpose
+  (:meth:`FetchSettings.from_client_environ`).
+* TLS verification is always on, against the machine's trust store and certifi's bundle;
+  the operator's extra CA certificates are added to them.
 * Timeouts apply to connecting and to every read, so a server that stalls mid-response is
   cut off. Connection failures, timeouts and HTTP 5xx/408/429 are retried with a doubling
   back-off (capped at :data:`MAX_BACKOFF` seconds), then reported as
@@ -20,10 +21,11 @@ Everything here reads from sources we do not control, so it is defensive:
 Redirects are followed by this module (at most :data:`MAX_REDIRECTS`) so that each hop gets
 its own proxy decision; a redirect from ``https`` to ``http`` is refused.
 
-A :class:`Fetcher` may be shared by threads (it keeps no per-request state; cookies are
-disabled). Call :meth:`Fetcher.close` (or use it as a context manager) to release its
-connections and its temporary CA bundle early; otherwise they are released when it is
-garbage-collected.
+The connections themselves (kept alive, proxied, TLS) are :mod:`upgrader.transport`'s.
+
+A :class:`Fetcher` may be shared by threads (it keeps no per-request state and no cookies).
+Call :meth:`Fetcher.close` (or use it as a context manager) to close its idle connections
+early; otherwise they are closed when it is garbage-collected.
 """
 
 from __future__ import annotations
@@ -31,26 +33,27 @@ from __future__ import annotations
 import contextlib
 import http
 import http.client
-import http.cookiejar
 import ipaddress
 import os
 import socket
 import ssl
-import tempfile
 import time
 import weakref
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO, TypeVar
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
-import certifi
-import requests
-import requests.adapters
-import urllib3.exceptions
-
 from upgrader.errors import InvalidInputError, NotFoundError, StreamError, TransientError
+from upgrader.transport import (
+    ConnectTimeoutError,
+    Pool,
+    ProxyError,
+    Response,
+    UnsupportedRequestError,
+)
 
 MIB = 1024 * 1024
 DEFAULT_MAX_DOCUMENT_BYTES = 64 * MIB
@@ -99,7 +102,8 @@ class FetchSettings:
             ``domain`` (the domain and its subdomains), ``*.domain``, ``host:port``,
             ``[v6addr]:port``, IP addresses, CIDR ranges, or ``*`` for everything. Loopback
             addresses are not bypassed unless listed (Juju's defaults list them).
-        ca_certificates: PEM certificates trusted in addition to certifi's bundle.
+        ca_certificates: PEM certificates trusted in addition to the machine's trust store
+            and certifi's bundle.
         connect_timeout: Seconds to wait for a TCP/TLS connection.
         read_timeout: Seconds to wait for each read from the server; a server that sends
             nothing for this long is cut off, even in the middle of a body.
@@ -329,20 +333,16 @@ class Fetcher:
         self._settings = settings or FetchSettings()
         self._sleep = sleep
         self._no_proxy = NoProxy(self._settings.no_proxy)
-        self._verify: bool | str = True
-        bundle = None
-        if self._settings.ca_certificates is not None:
-            bundle = _write_ca_bundle(self._settings.ca_certificates)
-            self._verify = bundle
-        session = requests.Session()
-        session.trust_env = False
-        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        session.headers["User-Agent"] = USER_AGENT
-        adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=16)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        self._session = session
-        self._finalizer = weakref.finalize(self, _release, session, bundle)
+        ca_certificates = self._settings.ca_certificates
+        if ca_certificates is not None:
+            ca_certificates = check_ca_certificates(ca_certificates)
+        self._pool = Pool(
+            connect_timeout=self._settings.connect_timeout,
+            read_timeout=self._settings.read_timeout,
+            user_agent=USER_AGENT,
+            ca_certificates=ca_certificates,
+        )
+        self._finalizer = weakref.finalize(self, self._pool.close)
 
     @property
     def settings(self) -> FetchSettings:
@@ -350,7 +350,7 @@ class Fetcher:
         return self._settings
 
     def close(self) -> None:
-        """Close pooled connections and delete the temporary CA bundle."""
+        """Close the idle connections kept for reuse."""
         self._finalizer()
 
     def __enter__(self) -> Fetcher:
@@ -386,7 +386,7 @@ class Fetcher:
         parts = _split_url(url)
         if parts.scheme == "file":
             return self._read_file_document(url, parts)
-        headers: dict[str, str] = {}
+        headers = {"Accept-Encoding": "gzip"}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -395,7 +395,7 @@ class Fetcher:
         def attempt() -> Document:
             response = self._open(url, headers)
             with response:
-                if response.status_code == http.HTTPStatus.NOT_MODIFIED:
+                if response.status == http.HTTPStatus.NOT_MODIFIED:
                     return Document(
                         url=url,
                         body=b"",
@@ -404,7 +404,7 @@ class Fetcher:
                         not_modified=True,
                     )
                 _check_status(url, response)
-                if response.status_code == http.HTTPStatus.PARTIAL_CONTENT:
+                if response.status == http.HTTPStatus.PARTIAL_CONTENT:
                     raise StreamError(f"cannot fetch {url}: unexpected partial content (HTTP 206)")
                 body = self._read_body(url, response)
                 return Document(
@@ -452,13 +452,13 @@ class Fetcher:
             length = _content_length(response)
             yield Download(
                 url=url,
-                status=response.status_code,
+                status=response.status,
                 offset=honoured,
                 length=length,
                 chunks=lambda size: _response_chunks(url, response, size, self._settings),
             )
 
-    def _open_range(self, url: str, offset: int) -> tuple[requests.Response, int]:
+    def _open_range(self, url: str, offset: int) -> tuple[Response, int]:
         """Make one attempt at a (ranged) download request.
 
         Args:
@@ -476,10 +476,10 @@ class Fetcher:
             headers["Range"] = f"bytes={offset}-"
         response = self._open(url, headers)
         try:
-            if offset and response.status_code == http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
+            if offset and response.status == http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
                 raise _RangeNotSatisfiableError()
             _check_status(url, response)
-            if response.status_code == http.HTTPStatus.PARTIAL_CONTENT:
+            if response.status == http.HTTPStatus.PARTIAL_CONTENT:
                 start = _content_range_start(response.headers.get("Content-Range", ""))
                 if not offset or start != offset:
                     raise StreamError(
@@ -517,7 +517,7 @@ class Fetcher:
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         raise TransientError(f"cannot fetch {url}: gave up after {tries}; last failure: {reason}")
 
-    def _open(self, url: str, headers: Mapping[str, str]) -> requests.Response:
+    def _open(self, url: str, headers: Mapping[str, str]) -> Response:
         """Send one GET (following redirects) and return the open, streaming response.
 
         Args:
@@ -533,27 +533,18 @@ class Fetcher:
         """
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            proxies = self._proxies_for(current)
+            proxy = self._proxy_for(current)
             try:
-                response = self._session.get(
-                    current,
-                    headers=dict(headers),
-                    proxies=proxies,
-                    timeout=(self._settings.connect_timeout, self._settings.read_timeout),
-                    verify=self._verify,
-                    stream=True,
-                    allow_redirects=False,
-                )
-            except requests.exceptions.RequestException as exc:
-                proxy = next(iter(proxies.values()), None)
-                raise _classify(url, exc, self._settings, proxy) from exc
-            if response.status_code not in _REDIRECT_STATUSES:
+                response = self._pool.get(current, headers, proxy)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                raise _classify(url, exc, self._settings) from exc
+            if response.status not in _REDIRECT_STATUSES:
                 return response
             location = response.headers.get("Location")
             response.close()
             if not location:
                 raise StreamError(
-                    f"cannot fetch {url}: HTTP {response.status_code} redirect without a Location"
+                    f"cannot fetch {url}: HTTP {response.status} redirect without a Location"
                 )
             target = urljoin(current, location)
             scheme = urlsplit(target).scheme.lower()
@@ -566,23 +557,22 @@ class Fetcher:
             current = target
         raise StreamError(f"cannot fetch {url}: more than {MAX_REDIRECTS} redirects")
 
-    def _proxies_for(self, url: str) -> dict[str, str]:
+    def _proxy_for(self, url: str) -> str | None:
         """Choose the proxy for one URL, honouring ``no_proxy``.
 
         Args:
             url: An http(s) URL.
 
         Returns:
-            A requests ``proxies`` mapping (empty for a direct connection).
+            The proxy URL, or None for a direct connection.
         """
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
+        scheme = urlsplit(url).scheme.lower()
         proxy = self._settings.https_proxy if scheme == "https" else self._settings.http_proxy
         if proxy is None or self._no_proxy.matches_url(url):
-            return {}
-        return {scheme: proxy}
+            return None
+        return proxy
 
-    def _read_body(self, url: str, response: requests.Response) -> bytes:
+    def _read_body(self, url: str, response: Response) -> bytes:
         """Read a document body, enforcing ``max_document_bytes``.
 
         Args:
@@ -593,7 +583,8 @@ class Fetcher:
             The (content-decoded) body.
 
         Raises:
-            StreamError: The body is larger than the limit.
+            StreamError: The body is larger than the limit, or its content encoding is
+                unknown or broken.
             _RetryableError: The connection failed or stalled while reading.
         """
         limit = self._settings.max_document_bytes
@@ -603,21 +594,28 @@ class Fetcher:
                 f"{url} is too large: the server announced {declared} bytes, over the "
                 f"{_format_size(limit)} limit for metadata documents"
             )
+        decoder = _decoder(url, response)
         body = bytearray()
         try:
-            for chunk in response.iter_content(chunk_size=64 * 1024):
+            while chunk := response.read(64 * 1024):
+                if decoder is not None:  # at most one byte over the limit, to tell it
+                    chunk = decoder.decompress(chunk, limit + 1 - len(body))
                 body += chunk
                 if len(body) > limit:
                     raise StreamError(
                         f"{url} is too large: stopped reading after {len(body)} bytes, over the "
                         f"{_format_size(limit)} limit for metadata documents"
                     )
-        except requests.exceptions.ContentDecodingError as exc:
+        except zlib.error as exc:
             raise StreamError(f"cannot fetch {url}: the body cannot be decoded ({exc})") from exc
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+        except (OSError, http.client.HTTPException) as exc:
             raise _RetryableError(
                 f"reading the body failed: {_describe(exc, self._settings)}"
             ) from exc
+        if decoder is not None and not decoder.eof:
+            raise StreamError(
+                f"cannot fetch {url}: the body cannot be decoded (compressed data cut short)"
+            )
         return bytes(body)
 
     def _read_file_document(self, url: str, parts: SplitResult) -> Document:
@@ -844,7 +842,7 @@ def _file_chunks(url: str, stream: BinaryIO, chunk_size: int) -> Iterator[bytes]
 
 
 def _response_chunks(
-    url: str, response: requests.Response, chunk_size: int, settings: FetchSettings
+    url: str, response: Response, chunk_size: int, settings: FetchSettings
 ) -> Iterator[bytes]:
     """Yield a response body as served (no content decoding), turning failures into errors.
 
@@ -862,16 +860,16 @@ def _response_chunks(
     """
     received = 0
     try:
-        for chunk in response.raw.stream(chunk_size, decode_content=False):
+        while chunk := response.read(chunk_size):
             received += len(chunk)
             yield chunk
-    except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException) as exc:
         raise TransientError(
             f"download of {url} broke off after {received} bytes: {_describe(exc, settings)}"
         ) from exc
 
 
-def _check_status(url: str, response: requests.Response) -> None:
+def _check_status(url: str, response: Response) -> None:
     """Turn an HTTP error status into the matching exception.
 
     Args:
@@ -883,7 +881,7 @@ def _check_status(url: str, response: requests.Response) -> None:
         _RetryableError: 5xx, 408 or 429.
         StreamError: 403, any other 4xx, or an unexpected status.
     """
-    status = response.status_code
+    status = response.status
     if 200 <= status < 300:
         return
     label = f"HTTP {status} {_reason(response)}".rstrip()
@@ -896,17 +894,17 @@ def _check_status(url: str, response: requests.Response) -> None:
     raise StreamError(f"cannot fetch {url}: {label}")
 
 
-def _reason(response: requests.Response) -> str:
+def _reason(response: Response) -> str:
     """Return the reason phrase of a response, or the standard one for its status."""
     if response.reason:
         return str(response.reason)
     try:
-        return http.HTTPStatus(response.status_code).phrase
+        return http.HTTPStatus(response.status).phrase
     except ValueError:
         return ""
 
 
-def _content_length(response: requests.Response) -> int | None:
+def _content_length(response: Response) -> int | None:
     """Return the ``Content-Length`` of a response, if it is present and valid."""
     value = response.headers.get("Content-Length", "").strip()
     return int(value) if value.isdigit() else None
@@ -921,19 +919,13 @@ def _content_range_start(value: str) -> int | None:
     return int(start)
 
 
-def _classify(
-    url: str,
-    exc: requests.exceptions.RequestException,
-    settings: FetchSettings,
-    proxy: str | None,
-) -> Exception:
-    """Decide whether a requests failure is worth another attempt.
+def _classify(url: str, exc: BaseException, settings: FetchSettings) -> Exception:
+    """Decide whether a failure to get a response is worth another attempt.
 
     Args:
         url: The URL, for messages.
-        exc: The failure.
+        exc: The failure (from :mod:`upgrader.transport`, OS or TLS level).
         settings: For describing timeouts.
-        proxy: The proxy the request went through, if any.
 
     Returns:
         A :class:`_RetryableError` or a :class:`StreamError` to raise.
@@ -944,21 +936,15 @@ def _classify(
             f"cannot fetch {url}: TLS {description}; if the server's certificate comes from a "
             f"private certificate authority, add that CA to {CA_CERTIFICATES_OPTION}"
         )
-    if isinstance(
-        exc,
-        requests.exceptions.InvalidURL
-        | requests.exceptions.MissingSchema
-        | requests.exceptions.InvalidSchema
-        | requests.exceptions.InvalidHeader,
-    ):
+    if isinstance(exc, UnsupportedRequestError | ValueError):
         return StreamError(f"cannot fetch {url}: {description}")
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return _RetryableError(f"proxy {_redact(proxy or '?')} failed: {description}")
+    if isinstance(exc, ProxyError):
+        return _RetryableError(f"proxy {_redact(exc.proxy)} failed: {description}")
     return _RetryableError(description)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
-    """List an exception and everything it wraps (causes, contexts, urllib3 reasons, args)."""
+    """List an exception and everything it wraps (causes, contexts, proxy causes)."""
     found: list[BaseException] = []
     pending: list[BaseException] = [exc]
     while pending and len(found) < 32:
@@ -966,8 +952,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
         if any(current is seen for seen in found):
             continue
         found.append(current)
-        reason = getattr(current, "reason", None)
-        linked = [current.__cause__, current.__context__, reason, *current.args]
+        linked = [current.__cause__, current.__context__, getattr(current, "cause", None)]
         pending.extend(item for item in linked if isinstance(item, BaseException))
     return found
 
@@ -977,28 +962,17 @@ _PLAIN_CAUSES: list[tuple[type[BaseException] | tuple[type[BaseException], ...],
     (ConnectionResetError, "connection reset by peer"),
     (BrokenPipeError, "connection closed by peer"),
     (http.client.RemoteDisconnected, "the server closed the connection without a response"),
-    (
-        (http.client.IncompleteRead, urllib3.exceptions.IncompleteRead),
-        "the connection closed before the whole body arrived",
-    ),
-    ((urllib3.exceptions.NameResolutionError, socket.gaierror), "cannot resolve the host name"),
+    (http.client.IncompleteRead, "the connection closed before the whole body arrived"),
+    (socket.gaierror, "cannot resolve the host name"),
 ]
 """Low-level failures with a fixed plain-words description, most specific first."""
-
-_CONNECT_TIMEOUTS = (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)
-
-_READ_TIMEOUTS = (
-    requests.exceptions.ReadTimeout,
-    urllib3.exceptions.ReadTimeoutError,
-    TimeoutError,  # also socket.timeout
-)
 
 
 def _describe(exc: BaseException, settings: FetchSettings) -> str:
     """Describe a network failure in plain words.
 
     Args:
-        exc: The failure (requests, urllib3 or OS level).
+        exc: The failure (transport, OS, TLS or HTTP protocol level).
         settings: For the timeout values.
 
     Returns:
@@ -1011,23 +985,27 @@ def _describe(exc: BaseException, settings: FetchSettings) -> str:
     for kind, text in _PLAIN_CAUSES:
         if any(isinstance(cause, kind) for cause in causes):
             return text
-    # urllib3's NewConnectionError subclasses ConnectTimeoutError without being a timeout.
-    if any(
-        isinstance(
-            cause, requests.exceptions.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError
-        )
-        and not isinstance(cause, urllib3.exceptions.NewConnectionError)
-        for cause in causes
-    ):
+    if any(isinstance(cause, ConnectTimeoutError) for cause in causes):
         return f"timed out connecting (connect timeout {settings.connect_timeout:g} s)"
-    if any(isinstance(cause, _READ_TIMEOUTS) for cause in causes):
+    if any(isinstance(cause, TimeoutError) for cause in causes):
         return f"no data received for {settings.read_timeout:g} s (read timeout)"
+    return _describe_other(exc, causes)
+
+
+def _describe_other(exc: BaseException, causes: list[BaseException]) -> str:
+    """Describe a failure that is not a common network one: TLS, OS, protocol, or as is."""
     for cause in causes:
         if isinstance(cause, ssl.SSLError):
             return f"TLS error: {cause.reason or cause}"
+    for cause in causes:
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror
-    text = str(exc) or type(exc).__name__
+    for cause in causes:
+        if isinstance(cause, http.client.HTTPException):
+            text = f"not a valid HTTP response ({type(cause).__name__}: {cause})"
+            break
+    else:
+        text = str(exc) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 
@@ -1103,33 +1081,23 @@ def check_ca_certificates(pem: str) -> str:
     return pem.strip()
 
 
-def _write_ca_bundle(pem: str) -> str:
-    """Write certifi's CA bundle plus ``pem`` to a temporary file.
-
-    Args:
-        pem: One or more PEM certificates.
-
-    Returns:
-        The path of the bundle (deleted by :func:`_release`).
+def _decoder(url: str, response: Response) -> zlib._Decompress | None:
+    """Return the decoder a document's ``Content-Encoding`` needs (None for none).
 
     Raises:
-        InvalidInputError: ``pem`` holds no valid certificate, or holds a private key.
+        StreamError: An encoding other than gzip or deflate.
     """
-    check_ca_certificates(pem)
-    with open(certifi.where(), encoding="utf-8") as stream:
-        bundle = stream.read()
-    descriptor, path = tempfile.mkstemp(prefix="upgrader-ca-", suffix=".pem")
-    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-        stream.write(bundle.rstrip("\n") + "\n" + pem.strip() + "\n")
-    return path
-
-
-def _release(session: requests.Session, bundle: str | None) -> None:
-    """Close a session and delete its CA bundle (run once: by close() or at collection)."""
-    session.close()
-    if bundle is not None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(bundle)
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise StreamError(
+        f"cannot fetch {url}: the body cannot be decoded (unsupported Content-Encoding "
+        f"{encoding!r}; gzip was asked for)"
+    )
 
 
 def _format_size(size: int) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import select
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,19 +20,49 @@ from urllib.parse import urlsplit
 
 
 class ProxyHandler(http.server.BaseHTTPRequestHandler):
-    """A minimal forward proxy for absolute-URI GETs to 127.0.0.1 (nothing else)."""
+    """A minimal forward proxy to 127.0.0.1 (nothing else): absolute-URI GETs and CONNECT."""
 
     protocol_version = "HTTP/1.1"
     server: ProxyServer  # pyright: ignore[reportIncompatibleVariableOverride]
 
+    def authorized(self) -> bool:
+        """Check ``Proxy-Authorization`` when the server wants one; answer 407 if it is wrong."""
+        given = self.headers.get("Proxy-Authorization")
+        self.server.authorizations.append(given)
+        if self.server.required is None or given == self.server.required:
+            return True
+        self.send_response(407)
+        self.send_header("Proxy-Authenticate", 'Basic realm="test"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return False
+
+    def do_CONNECT(self) -> None:  # noqa: N802 - stdlib name
+        """Open a tunnel to 127.0.0.1 and relay bytes both ways until one side closes."""
+        self.server.record(f"CONNECT {self.path}")
+        self.close_connection = True
+        if not self.authorized():
+            return
+        host, _, port = self.path.rpartition(":")
+        if host != "127.0.0.1" or not port.isdigit():
+            self.send_error(403, "this test proxy only tunnels to 127.0.0.1")
+            return
+        with socket.create_connection((host, int(port)), timeout=5) as upstream:
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            self.wfile.flush()
+            _relay(self.connection, upstream)
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         """Forward the request to 127.0.0.1 and relay the answer."""
         self.server.record(self.path)
+        if not self.authorized():
+            return
         target = urlsplit(self.path)
         if target.scheme != "http" or target.hostname != "127.0.0.1":
             self.send_error(403, "this test proxy only reaches 127.0.0.1")
             return
-        skip = {"connection", "proxy-connection", "keep-alive", "host"}
+        skip = {"connection", "proxy-connection", "keep-alive", "host", "proxy-authorization"}
         headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
         headers["Via"] = "1.1 test-proxy"
         upstream = http.client.HTTPConnection("127.0.0.1", target.port or 80, timeout=5)
@@ -53,8 +85,30 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         """Keep test output clean."""
 
 
+def _relay(client: socket.socket, upstream: socket.socket) -> None:
+    """Copy bytes between two sockets until either closes or both are idle for 10 s."""
+    sockets = [client, upstream]
+    while True:
+        readable, _, _ = select.select(sockets, [], [], 10)
+        if not readable:
+            return
+        for source in readable:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            (upstream if source is client else client).sendall(data)
+
+
 class ProxyServer(http.server.ThreadingHTTPServer):
-    """The forward proxy's server; records the absolute URLs it was asked for."""
+    """The forward proxy's server; records what it was asked for.
+
+    ``urls`` lists absolute URLs of GETs and ``CONNECT host:port`` of tunnels; ``authorizations``
+    the ``Proxy-Authorization`` header of each request (None when absent). Set ``required`` to
+    a header value to answer 407 to requests without it.
+    """
 
     daemon_threads = True
     block_on_close = False
@@ -63,6 +117,8 @@ class ProxyServer(http.server.ThreadingHTTPServer):
         """Listen on a free port of 127.0.0.1; append each URL asked for to ``log`` too."""
         super().__init__(("127.0.0.1", 0), ProxyHandler)
         self.urls: list[str] = []
+        self.authorizations: list[str | None] = []
+        self.required: str | None = None
         self._log = log
 
     def record(self, url: str) -> None:

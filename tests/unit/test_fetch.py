@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import http.client
@@ -11,6 +12,7 @@ import ssl
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server: OriginServer  # pyright: ignore[reportIncompatibleVariableOverride]
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        self.server.seen.append(Seen(self.path, dict(self.headers.items())))
+        self.server.seen.append(
+            Seen(self.path, dict(self.headers.items()), self.client_address[1])
+        )
         route = self.server.routes.get(self.path.split("?")[0])
         if route is None:
             self.reply(404, b"no such route\n")
@@ -70,6 +74,8 @@ class Seen:
 
     path: str
     headers: dict[str, str]
+    port: int = 0
+    """The client's port: requests on one kept-alive connection share it."""
 
 
 class OriginServer(http.server.ThreadingHTTPServer):
@@ -144,6 +150,8 @@ def proxy_server() -> Iterator[ProxyServer]:
 @pytest.fixture
 def proxy(proxy_server: ProxyServer) -> ProxyServer:
     proxy_server.urls.clear()
+    proxy_server.authorizations.clear()
+    proxy_server.required = None
     return proxy_server
 
 
@@ -418,6 +426,215 @@ def test_gzip_encoded_document_is_decoded(
     origin.routes["/doc"] = body(gzip.compress(b'{"a": 2}'), Content_Encoding="gzip")
 
     assert make_fetcher().get_document(f"{origin.url}/doc").body == b'{"a": 2}'
+
+
+def test_deflate_encoded_document_is_decoded(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = body(zlib.compress(b'{"a": 3}'), Content_Encoding="deflate")
+
+    assert make_fetcher().get_document(f"{origin.url}/doc").body == b'{"a": 3}'
+
+
+def test_documents_ask_for_gzip_and_downloads_for_the_bytes_as_stored(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = body(b"x")
+    fetcher = make_fetcher()
+
+    fetcher.get_document(f"{origin.url}/doc")
+    with fetcher.open_download(f"{origin.url}/doc") as download:
+        assert b"".join(download.iter_chunks()) == b"x"
+
+    assert [seen.headers.get("Accept-Encoding") for seen in origin.seen] == ["gzip", "identity"]
+    assert {seen.headers.get("User-Agent") for seen in origin.seen} == {"juju-upgrader"}
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding", "reason"),
+    [
+        (b"{}", "br", "unsupported Content-Encoding 'br'; gzip was asked for"),
+        (gzip.compress(b'{"a": 1}' * 100)[:-20], "gzip", "compressed data cut short"),
+        (b"not gzip at all", "gzip", "Error -3 while decompressing data"),
+    ],
+)
+def test_badly_encoded_documents_are_refused(
+    origin: OriginServer,
+    make_fetcher: Callable[..., Fetcher],
+    data: bytes,
+    encoding: str,
+    reason: str,
+) -> None:
+    origin.routes["/doc"] = body(data, Content_Encoding=encoding)
+    url = f"{origin.url}/doc"
+
+    with pytest.raises(StreamError) as caught:
+        make_fetcher().get_document(url)
+
+    assert not isinstance(caught.value, TransientError)
+    assert str(caught.value).startswith(f"cannot fetch {url}: the body cannot be decoded (")
+    assert reason in str(caught.value)
+    assert len(origin.seen) == 1
+
+
+def test_a_document_cut_short_is_retried_not_returned(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    def short(handler: Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        handler.wfile.write(b'{"a": 1}')  # then a clean close, 92 bytes short
+        handler.close_connection = True
+
+    origin.routes["/doc"] = in_turn(short, body(b'{"a": 2}'))
+
+    assert make_fetcher().get_document(f"{origin.url}/doc").body == b'{"a": 2}'
+    origin.routes["/doc"] = short
+    with pytest.raises(TransientError, match="closed before the whole body arrived$"):
+        make_fetcher().get_document(f"{origin.url}/doc")
+
+
+def test_compressed_document_is_limited_by_its_decoded_size(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    bomb = gzip.compress(b"\0" * 5_000_000)
+    assert len(bomb) < 10_000
+    origin.routes["/doc"] = body(bomb, Content_Encoding="gzip")
+    settings = FetchSettings(max_document_bytes=100_000, retries=1)
+
+    with pytest.raises(StreamError, match="stopped reading after 100001 bytes, over the"):
+        make_fetcher(settings).get_document(f"{origin.url}/doc")
+
+
+def test_credentials_in_the_url_are_sent_as_basic_authorization(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = body(b"ok")
+    origin.routes["/old"] = body(b"", status=302, Location="/doc")
+    secured = origin.url.replace("http://", "http://user:p%40ss@")
+    fetcher = make_fetcher()
+
+    assert fetcher.get_document(f"{secured}/old").body == b"ok"
+    assert fetcher.get_document(f"{origin.url}/doc").body == b"ok"
+
+    expected = "Basic " + base64.b64encode(b"user:p@ss").decode()
+    assert [seen.headers.get("Authorization") for seen in origin.seen] == [
+        expected,
+        expected,
+        None,
+    ]
+    assert all("p%40ss" not in seen.headers.get("Host", "") for seen in origin.seen)
+
+
+def test_unsafe_characters_in_paths_are_percent_encoded(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent/juju%203.6%C3%A9.tgz"] = body(b"odd name")
+
+    document = make_fetcher().get_document(f"{origin.url}/agent/juju 3.6\u00e9.tgz?a=b c")
+
+    assert document.body == b"odd name"
+    assert origin.paths() == ["/agent/juju%203.6%C3%A9.tgz?a=b%20c"]
+
+
+def test_connections_are_kept_alive_between_requests(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = body(b"doc")
+    origin.routes["/blob"] = body(BLOB)
+    fetcher = make_fetcher()
+
+    fetcher.get_document(f"{origin.url}/doc")
+    with fetcher.open_download(f"{origin.url}/blob") as download:
+        assert b"".join(download.iter_chunks(1000)) == BLOB
+    fetcher.get_document(f"{origin.url}/doc")
+
+    assert len({seen.port for seen in origin.seen}) == 1
+
+
+def test_a_download_left_unfinished_does_not_leave_its_connection_for_reuse(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/blob"] = body(BLOB * 10)
+    origin.routes["/doc"] = body(b"doc")
+    fetcher = make_fetcher()
+
+    with fetcher.open_download(f"{origin.url}/blob") as download:
+        assert len(next(download.iter_chunks(100))) == 100
+
+    assert fetcher.get_document(f"{origin.url}/doc").body == b"doc"
+    assert len({seen.port for seen in origin.seen}) == 2
+
+
+def test_an_idle_connection_the_server_closed_is_not_reused(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    def answer_then_hang_up(handler: Handler) -> None:
+        handler.reply(200, b"doc")  # no "Connection: close": the client cannot know
+        handler.close_connection = True
+
+    origin.routes["/doc"] = answer_then_hang_up
+    fetcher = make_fetcher(FetchSettings(retries=1))
+
+    assert fetcher.get_document(f"{origin.url}/doc").body == b"doc"
+    time.sleep(0.1)
+    assert fetcher.get_document(f"{origin.url}/doc").body == b"doc"
+    assert len({seen.port for seen in origin.seen}) == 2
+
+
+def test_a_kept_connection_closed_as_the_request_goes_out_is_replaced_once(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    def hang_up_on_the_second_request(handler: Handler) -> None:
+        if getattr(handler, "answered", False):
+            handler.close_connection = True  # read the request, close without an answer
+            return
+        handler.answered = True  # type: ignore[attr-defined]
+        handler.reply(200, b"doc")
+
+    origin.routes["/doc"] = hang_up_on_the_second_request
+    fetcher = make_fetcher(FetchSettings(retries=1))
+
+    assert fetcher.get_document(f"{origin.url}/doc").body == b"doc"
+    assert fetcher.get_document(f"{origin.url}/doc").body == b"doc"
+    assert len(origin.seen) == 3
+    assert len({seen.port for seen in origin.seen}) == 2
+
+
+def test_a_fresh_connection_closed_without_an_answer_is_not_replaced_silently(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    def hang_up(handler: Handler) -> None:
+        handler.close_connection = True
+
+    origin.routes["/doc"] = hang_up
+
+    hung_up = "(the server closed the connection without a response|connection reset by peer)$"
+    with pytest.raises(TransientError, match=f"gave up after 1 attempt; last failure: {hung_up}"):
+        make_fetcher(FetchSettings(retries=1)).get_document(f"{origin.url}/doc")
+    assert len(origin.seen) == 1
+
+
+def test_connecting_is_cut_by_the_connect_timeout(make_fetcher: Callable[..., Fetcher]) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        with contextlib.ExitStack() as held:
+            for _ in range(3):  # fill the accept queue: further connections get no answer
+                waiting = held.enter_context(socket.socket())
+                waiting.setblocking(False)
+                waiting.connect_ex(("127.0.0.1", port))
+            time.sleep(0.1)
+            settings = FetchSettings(connect_timeout=0.3, retries=1)
+            started = time.monotonic()
+
+            with pytest.raises(TransientError) as caught:
+                make_fetcher(settings).get_document(f"http://127.0.0.1:{port}/doc")
+
+    assert time.monotonic() - started < 3
+    assert str(caught.value).endswith("timed out connecting (connect timeout 0.3 s)")
 
 
 @pytest.mark.parametrize("status", [404, 401])
@@ -939,14 +1156,63 @@ def test_https_to_http_redirect_is_refused(
         fetcher.get_document(f"{tls_server.url}/downgrade")
 
 
-def test_ca_bundle_file_is_removed_on_close(pki: PKI) -> None:
-    fetcher = Fetcher(FetchSettings(ca_certificates=pki.ca_pem))
-    bundle = Path(str(fetcher._verify))  # noqa: SLF001 - checking the cleanup
-    assert pki.ca_pem.strip() in bundle.read_text()
+def test_ca_certificates_are_checked_when_the_fetcher_is_made(pki: PKI) -> None:
+    with pytest.raises(InvalidInputError, match="^ca-certificates: no PEM certificate found"):
+        Fetcher(FetchSettings(ca_certificates="not a certificate"))
 
-    fetcher.close()
+    assert Fetcher(FetchSettings(ca_certificates=f"\n{pki.ca_pem}\n")).settings.ca_certificates
 
-    assert not bundle.exists()
+
+def test_https_through_a_proxy_tunnel(
+    tls_server: OriginServer, pki: PKI, proxy: ProxyServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    proxy.required = "Basic " + base64.b64encode(b"user:hunter2").decode()
+    port = proxy.server_address[1]
+    settings = FetchSettings(
+        https_proxy=f"http://user:hunter2@127.0.0.1:{port}", ca_certificates=pki.ca_pem
+    )
+    fetcher = make_fetcher(settings)
+
+    assert fetcher.get_document(f"{tls_server.url}/doc").body == b"secure"
+    with fetcher.open_download(f"{tls_server.url}/doc") as download:
+        assert b"".join(download.iter_chunks()) == b"secure"
+
+    tunnel = f"CONNECT 127.0.0.1:{tls_server.server_address[1]}"
+    assert proxy.urls == [tunnel]  # one tunnel, kept alive for the second request
+    assert proxy.authorizations == [proxy.required]
+
+
+def test_proxy_refusing_the_tunnel_is_reported_with_its_status(
+    tls_server: OriginServer, pki: PKI, proxy: ProxyServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    proxy.required = "Basic " + base64.b64encode(b"user:hunter2").decode()
+    port = proxy.server_address[1]
+    settings = FetchSettings(
+        https_proxy=f"http://user:wrong@127.0.0.1:{port}",
+        ca_certificates=pki.ca_pem,
+        retries=1,
+    )
+
+    with pytest.raises(TransientError) as caught:
+        make_fetcher(settings).get_document(f"{tls_server.url}/doc")
+
+    assert str(caught.value).endswith(
+        f"last failure: proxy http://user:***@127.0.0.1:{port} failed: "
+        "Tunnel connection failed: 407 Proxy Authentication Required"
+    )
+    assert "wrong" not in str(caught.value)
+
+
+def test_https_proxy_for_https_urls_is_refused_with_the_accepted_form(
+    tls_server: OriginServer, proxy: ProxyServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    settings = FetchSettings(https_proxy="https://127.0.0.1:9", retries=1)
+
+    with pytest.raises(StreamError, match="give the proxy as http://host:port") as caught:
+        make_fetcher(settings).get_document(f"{tls_server.url}/doc")
+
+    assert not isinstance(caught.value, TransientError)
+    assert proxy.urls == []
 
 
 @pytest.mark.parametrize(

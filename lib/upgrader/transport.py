@@ -1,0 +1,435 @@
+"""HTTP/1.1 requests on the standard library: kept-alive connections, proxies and TLS.
+
+This is the wire underneath :class:`upgrader.fetch.Fetcher`, which adds the policy (retries,
+redirects, limits, messages). It is built on :mod:`http.client` rather than a third-party
+client because a sync is short: importing ``requests`` cost 0.15 s, a third of syncing one
+version of four agent binaries (see ``benchmarks/README.md``).
+
+* One :class:`Pool` per fetcher keeps idle connections per origin (and proxy) for reuse, so
+  a sync pays one TCP/TLS handshake per download thread, not one per file. A connection goes
+  back to the pool only when its response was read to the end and the server keeps it
+  open; an idle connection the server has closed in the meantime is noticed before reuse.
+* Connecting is bounded by the connect timeout (TCP, proxy tunnel and TLS handshake); every
+  read after that by the read timeout, so a server that stalls mid-body is cut off.
+* ``http://`` URLs go through an HTTP proxy as absolute-URI requests; ``https://`` URLs
+  through a ``CONNECT`` tunnel, so TLS stays end to end. Proxy credentials from the proxy
+  URL are sent as ``Proxy-Authorization``; credentials in a URL as ``Authorization`` (Basic).
+* TLS is always verified, against the machine's trust store, certifi's bundle and the
+  operator's extra CA certificates.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import select
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+MAX_IDLE = 16
+"""Idle connections kept per origin."""
+
+_SAFE_PATH = "!#$%&'()*+,/:;=?@[]~"
+"""Characters left as they are in a request target; others are percent-encoded (UTF-8)."""
+
+
+class ConnectTimeoutError(TimeoutError):
+    """Establishing the connection (TCP, proxy tunnel or TLS handshake) took too long."""
+
+
+class ProxyError(OSError):
+    """The proxy could not be reached, or refused to tunnel or forward the request.
+
+    Attributes:
+        proxy: The proxy URL as configured (it may hold credentials: redact before showing).
+        cause: What went wrong underneath.
+    """
+
+    def __init__(self, proxy: str, cause: BaseException) -> None:
+        """Record which proxy failed and why."""
+        super().__init__(str(cause))
+        self.proxy = proxy
+        self.cause = cause
+
+
+class UnsupportedRequestError(ValueError):
+    """The request cannot be made as asked (an https proxy for an https URL, a bad host)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a connection goes and how: the key of the connection pool.
+
+    Attributes:
+        scheme: ``http`` or ``https`` (of the connection itself: to the proxy, if any).
+        host: Host to connect to (IDNA-encoded), the proxy's when there is one.
+        port: Port to connect to.
+        tunnel: ``(host, port)`` of the origin when an https URL is tunnelled via a proxy.
+        tls_host: Name the TLS certificate must match, or None for plain HTTP.
+        proxy: The proxy URL, or None for a direct connection.
+    """
+
+    scheme: str
+    host: str
+    port: int
+    tunnel: tuple[str, int] | None = None
+    tls_host: str | None = None
+    proxy: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One request: where to connect, what to send as the request line and headers."""
+
+    endpoint: Endpoint
+    request_target: str
+    headers: dict[str, str]
+    tunnel_headers: dict[str, str]
+
+
+def plan(url: str, proxy: str | None, headers: Mapping[str, str]) -> Target:
+    """Work out the connection and request for a GET of ``url``.
+
+    Args:
+        url: An ``http`` or ``https`` URL (credentials in it become Basic authorization).
+        proxy: Proxy URL (``http://`` or ``https://``, credentials allowed) or None.
+        headers: Extra request headers.
+
+    Returns:
+        The request to make.
+
+    Raises:
+        UnsupportedRequestError: The host cannot be encoded, or ``proxy`` is an ``https://``
+            proxy for an ``https`` URL (TLS inside TLS is not supported).
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = _ascii_host(parts)
+    port = parts.port or DEFAULT_PORTS[scheme]
+    request_headers = {"Host": _host_header(host, port, scheme)}
+    authorization = _basic(parts)
+    if authorization:
+        request_headers["Authorization"] = authorization
+    request_headers.update(headers)
+    path = quote(parts.path or "/", safe=_SAFE_PATH)
+    if parts.query:
+        path += "?" + quote(parts.query, safe=_SAFE_PATH)
+    if proxy is None:
+        endpoint = Endpoint(scheme, host, port, tls_host=host if scheme == "https" else None)
+        return Target(endpoint, path, request_headers, {})
+    via = urlsplit(proxy)
+    via_scheme = via.scheme.lower()
+    via_host = _ascii_host(via)
+    via_port = via.port or DEFAULT_PORTS[via_scheme]
+    via_auth = {"Proxy-Authorization": auth} if (auth := _basic(via)) else {}
+    if scheme == "https":
+        if via_scheme == "https":
+            raise UnsupportedRequestError(
+                "an https:// proxy cannot tunnel https URLs here; give the proxy as "
+                "http://host:port (the tunnelled connection is still TLS end to end)"
+            )
+        endpoint = Endpoint("http", via_host, via_port, (host, port), host, proxy)
+        return Target(endpoint, path, request_headers, via_auth)
+    absolute = urlunsplit(("http", request_headers["Host"], path, "", ""))
+    tls_host = via_host if via_scheme == "https" else None
+    endpoint = Endpoint(via_scheme, via_host, via_port, tls_host=tls_host, proxy=proxy)
+    return Target(endpoint, absolute, request_headers | via_auth, {})
+
+
+def _ascii_host(parts: SplitResult) -> str:
+    """Return a URL's host name as sent on the wire (IDNA for non-ASCII names)."""
+    host = (parts.hostname or "").rstrip(".") if parts.hostname != "." else ""
+    if not host:
+        raise UnsupportedRequestError("the URL has no host name")
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise UnsupportedRequestError(f"the host name {host!r} cannot be encoded") from exc
+
+
+def _host_header(host: str, port: int, scheme: str) -> str:
+    """Return the ``Host`` header: brackets for IPv6, the port unless it is the default."""
+    name = f"[{host}]" if ":" in host else host
+    return name if port == DEFAULT_PORTS[scheme] else f"{name}:{port}"
+
+
+def _basic(parts: SplitResult) -> str | None:
+    """Return a Basic authorization value from a URL's user information, if it has any."""
+    if parts.username is None:
+        return None
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+class Connection(http.client.HTTPConnection):
+    """An HTTP(S) connection with separate connect and read timeouts.
+
+    ``timeout`` bounds connecting (TCP, the proxy tunnel and the TLS handshake); once the
+    connection is up, every read waits at most ``read_timeout``.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        context: ssl.SSLContext | None,
+        connect_timeout: float,
+        read_timeout: float,
+        tunnel_headers: Mapping[str, str],
+    ) -> None:
+        """Prepare (not open) a connection to ``endpoint``.
+
+        Args:
+            endpoint: Where to connect.
+            context: TLS context, required when ``endpoint.tls_host`` is set.
+            connect_timeout: Seconds allowed for connecting.
+            read_timeout: Seconds allowed for each read afterwards.
+            tunnel_headers: Headers for the ``CONNECT`` request (proxy authorization).
+        """
+        super().__init__(endpoint.host, endpoint.port, timeout=connect_timeout)
+        self.endpoint = endpoint
+        self._context = context
+        self._read_timeout = read_timeout
+        if endpoint.tunnel is not None:
+            self.set_tunnel(*endpoint.tunnel, headers=dict(tunnel_headers))
+
+    def connect(self) -> None:
+        """Open the TCP connection, the proxy tunnel and TLS, then switch to the read timeout.
+
+        Raises:
+            ProxyError: The proxy could not be reached or refused the tunnel.
+            ConnectTimeoutError: Connecting to the origin took longer than the connect timeout.
+            OSError: Other connection failures (refused, unresolvable, TLS).
+        """
+        try:
+            super().connect()
+        except OSError as exc:
+            cause: OSError = exc
+            if isinstance(exc, TimeoutError):
+                cause = ConnectTimeoutError(str(exc) or "timed out")
+            if self.endpoint.proxy is not None:
+                raise ProxyError(self.endpoint.proxy, cause) from exc
+            raise cause from exc
+        if self.endpoint.tls_host is not None:
+            assert self._context is not None  # noqa: S101 - guaranteed by Pool
+            try:
+                self.sock = self._context.wrap_socket(
+                    self.sock, server_hostname=self.endpoint.tls_host
+                )
+            except TimeoutError as exc:
+                self.close()
+                raise ConnectTimeoutError("TLS handshake timed out") from exc
+            except OSError:
+                self.close()
+                raise
+        self.sock.settimeout(self._read_timeout)
+
+    def is_dropped(self) -> bool:
+        """Tell whether an idle connection can no longer be used (closed or sent data)."""
+        if self.sock is None:
+            return True
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+
+class Response:
+    """An open response; its connection goes back to the pool if the body was read through."""
+
+    def __init__(self, pool: Pool, connection: Connection, raw: http.client.HTTPResponse) -> None:
+        """Wrap a response received on ``connection``.
+
+        Args:
+            pool: Where to return the connection.
+            connection: The connection the response came on.
+            raw: The response, headers read, body not yet.
+        """
+        self._pool = pool
+        self._connection: Connection | None = connection
+        self._raw = raw
+        self.status = raw.status
+        self.reason = raw.reason
+        self.headers = raw.headers
+
+    def read(self, amount: int) -> bytes:
+        """Read up to ``amount`` bytes of the body as sent (b"" at the end).
+
+        Raises:
+            http.client.IncompleteRead: The connection closed before the declared length.
+            OSError: The connection failed or the read timed out (TimeoutError).
+        """
+        expected = self._raw.length
+        data = self._raw.read(amount)
+        if not data and amount and expected:  # http.client returns b"" here; it is not the end
+            raise http.client.IncompleteRead(b"", expected)
+        return data
+
+    def close(self) -> None:
+        """Finish with the response: keep the connection if it is reusable, else close it."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if self._raw.isclosed() and not self._raw.will_close:
+            self._pool.release(connection)
+        else:
+            self._raw.close()
+            connection.close()
+
+    def __enter__(self) -> Response:
+        """Use the response as a context manager that closes it."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the response."""
+        self.close()
+
+
+class Pool:
+    """Connections kept alive between requests, shared by threads."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        user_agent: str,
+        ca_certificates: str | None = None,
+    ) -> None:
+        """Create an empty pool.
+
+        Args:
+            connect_timeout: Seconds allowed for connecting.
+            read_timeout: Seconds allowed for each read.
+            user_agent: ``User-Agent`` sent with every request.
+            ca_certificates: Extra PEM CA certificates to trust for TLS.
+        """
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._user_agent = user_agent
+        self._ca_certificates = ca_certificates
+        self._context: ssl.SSLContext | None = None
+        self._idle: dict[Endpoint, list[Connection]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self, url: str, headers: Mapping[str, str], proxy: str | None = None) -> Response:
+        """Send a GET and return the response with its headers read and its body pending.
+
+        A kept-alive connection the server closed just as the request went out is replaced
+        by a new one once, as browsers and other clients do.
+
+        Args:
+            url: An ``http`` or ``https`` URL.
+            headers: Extra request headers.
+            proxy: Proxy URL, or None for a direct connection.
+
+        Returns:
+            The open response (close it, or use it as a context manager).
+
+        Raises:
+            UnsupportedRequestError: The request cannot be made (see :func:`plan`).
+            ProxyError: The proxy failed.
+            OSError: Connecting or sending failed; TimeoutError (ConnectTimeoutError while
+                connecting) when a timeout expired; ssl errors for TLS failures.
+            http.client.HTTPException: The server's answer is not valid HTTP.
+        """
+        target = plan(url, proxy, {"User-Agent": self._user_agent, **headers})
+        connection, reused = self._take(target)
+        try:
+            return self._send(connection, target)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            connection.close()
+            if not reused:
+                raise
+        connection = self._new(target)
+        try:
+            return self._send(connection, target)
+        except BaseException:
+            connection.close()
+            raise
+
+    def _send(self, connection: Connection, target: Target) -> Response:
+        """Send the request on ``connection`` and read the response headers."""
+        try:
+            connection.request("GET", target.request_target, headers=target.headers)
+            raw = connection.getresponse()
+        except http.client.InvalidURL as exc:
+            connection.close()
+            raise UnsupportedRequestError(str(exc)) from exc
+        except BaseException:
+            connection.close()
+            raise
+        return Response(self, connection, raw)
+
+    def _take(self, target: Target) -> tuple[Connection, bool]:
+        """Return a live idle connection for the target's endpoint, or a new one."""
+        with self._lock:
+            idle = self._idle.get(target.endpoint, [])
+            while idle:
+                connection = idle.pop()
+                if connection.is_dropped():
+                    connection.close()
+                    continue
+                return connection, True
+        return self._new(target), False
+
+    def _new(self, target: Target) -> Connection:
+        """Create (unopened) a connection for the target; it connects on the first request."""
+        context = self._tls_context() if target.endpoint.tls_host is not None else None
+        return Connection(
+            target.endpoint,
+            context=context,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            tunnel_headers=target.tunnel_headers,
+        )
+
+    def release(self, connection: Connection) -> None:
+        """Keep a connection whose response was read through, or close it if the pool is full."""
+        with self._lock:
+            idle = self._idle.setdefault(connection.endpoint, [])
+            if not self._closed and len(idle) < MAX_IDLE:
+                idle.append(connection)
+                return
+        connection.close()
+
+    def close(self) -> None:
+        """Close every idle connection; connections in use close when their response does."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """Return the verifying TLS context, made on first use (loading CAs takes time)."""
+        with self._lock:
+            if self._context is None:
+                self._context = tls_context(self._ca_certificates)
+            return self._context
+
+
+def tls_context(ca_certificates: str | None = None) -> ssl.SSLContext:
+    """Make a verifying TLS client context.
+
+    Args:
+        ca_certificates: Extra PEM CA certificates to trust.
+
+    Returns:
+        A context trusting the machine's store, certifi's bundle and ``ca_certificates``.
+    """
+    import certifi  # noqa: PLC0415 - only https needs it
+
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=certifi.where())
+    if ca_certificates:
+        context.load_verify_locations(cadata=ca_certificates)
+    return context

@@ -1,0 +1,110 @@
+"""Tests for upgrader.transport: request planning, and idle connections on a real socket.
+
+The fetcher's tests (test_fetch.py) drive the transport end to end through real servers and
+a real proxy; these cover what they cannot observe from outside.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+
+import pytest
+
+from upgrader.transport import Connection, Endpoint, UnsupportedRequestError, plan
+
+
+def basic(pair: str) -> str:
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def test_direct_request_uses_the_path_and_a_host_header() -> None:
+    target = plan("https://streams.example.com/tools/index2.json?x=1", None, {"A": "b"})
+
+    assert target.endpoint == Endpoint(
+        "https", "streams.example.com", 443, None, "streams.example.com"
+    )
+    assert target.request_target == "/tools/index2.json?x=1"
+    assert target.headers == {"Host": "streams.example.com", "A": "b"}
+    assert target.tunnel_headers == {}
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://[::1]:8080/x", "[::1]:8080"),
+        ("http://[::1]/x", "[::1]"),
+        ("http://example.com:80/x", "example.com"),
+        ("https://example.com:8443/x", "example.com:8443"),
+        ("http://bücher.example/x", "xn--bcher-kva.example"),
+    ],
+)
+def test_host_header(url: str, host: str) -> None:
+    assert plan(url, None, {}).headers["Host"] == host
+
+
+def test_http_through_a_proxy_is_an_absolute_uri_request() -> None:
+    target = plan("http://u:p@mirror.lan:8080/a b", "http://pu:pp@squid:3128", {})
+
+    assert target.endpoint == Endpoint("http", "squid", 3128, proxy="http://pu:pp@squid:3128")
+    assert target.request_target == "http://mirror.lan:8080/a%20b"
+    assert target.headers["Authorization"] == basic("u:p")
+    assert target.headers["Proxy-Authorization"] == basic("pu:pp")
+
+
+def test_https_through_a_proxy_is_tunnelled() -> None:
+    target = plan("https://streams.example.com/x", "http://pu:pp@squid:3128", {})
+
+    assert target.endpoint.tunnel == ("streams.example.com", 443)
+    assert (target.endpoint.host, target.endpoint.port) == ("squid", 3128)
+    assert target.endpoint.tls_host == "streams.example.com"
+    assert target.request_target == "/x"
+    assert "Proxy-Authorization" not in target.headers  # the proxy sees only CONNECT
+    assert target.tunnel_headers == {"Proxy-Authorization": basic("pu:pp")}
+
+
+def test_http_through_an_https_proxy_speaks_tls_to_the_proxy() -> None:
+    target = plan("http://mirror.lan/x", "https://squid:3129", {})
+
+    assert target.endpoint == Endpoint(
+        "https", "squid", 3129, tls_host="squid", proxy="https://squid:3129"
+    )
+
+
+def test_https_through_an_https_proxy_is_refused() -> None:
+    with pytest.raises(UnsupportedRequestError, match="give the proxy as http://host:port"):
+        plan("https://streams.example.com/x", "https://squid:3129", {})
+
+
+def test_a_url_without_a_host_is_refused() -> None:
+    with pytest.raises(UnsupportedRequestError, match="no host name"):
+        plan("http:///x", None, {})
+
+
+def test_an_idle_connection_knows_when_the_server_closed_it() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        connection = Connection(
+            Endpoint("http", "127.0.0.1", port),
+            context=None,
+            connect_timeout=2,
+            read_timeout=2,
+            tunnel_headers={},
+        )
+        assert connection.is_dropped()  # never opened
+        accepted: list[socket.socket] = []
+        acceptor = threading.Thread(target=lambda: accepted.append(listener.accept()[0]))
+        acceptor.start()
+        connection.connect()
+        acceptor.join()
+        try:
+            assert not connection.is_dropped()
+            accepted[0].close()
+            time.sleep(0.05)
+            assert connection.is_dropped()
+        finally:
+            connection.close()
