@@ -56,8 +56,9 @@ if TYPE_CHECKING:
     from upgrader.mirror import Mirror
     from upgrader.sync import SyncRequest, SyncResult
 
-# requests and PyYAML are imported only by the commands that use them, so that --help, bad
-# arguments and Juju's `juju-upgrader --description` probe answer at once.
+# The network, mirror and sync modules and PyYAML are imported only by the commands that use
+# them, so that --help, bad arguments and Juju's `juju-upgrader --description` probe answer
+# at once.
 
 PROG = "juju-upgrader"
 DESCRIPTION = "Plan Juju controller upgrades and stage agent binaries for air-gapped controllers"

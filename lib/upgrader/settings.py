@@ -9,15 +9,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError, SignatureError
+from .fetch import FetchSettings, check_ca_certificates
 from .selection import Policy
 from .signing import key_fingerprints
 from .streams import DEFAULT_STREAM_URL, TrustPolicy, check_stream_name, check_stream_url
-
-if TYPE_CHECKING:
-    from .fetch import FetchSettings
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.]*\Z")
 
@@ -77,8 +74,6 @@ class Settings:
             except SignatureError:
                 pass  # gpg itself is unusable: reading the stream reports that
         if self.ca_certificates.strip():
-            from .fetch import check_ca_certificates  # noqa: PLC0415 - keeps requests lazy
-
             check_ca_certificates(self.ca_certificates)
 
     @property
@@ -106,8 +101,6 @@ class Settings:
 
     def fetch_settings(self, environ: Mapping[str, str]) -> FetchSettings:
         """Network settings: Juju's proxy variables for charms plus the ca-certificates option."""
-        from .fetch import FetchSettings  # noqa: PLC0415 - keeps requests lazy
-
         return FetchSettings.from_charm_environ(
             environ, ca_certificates=self.ca_certificates.strip() or None
         )
