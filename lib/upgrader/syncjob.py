@@ -563,7 +563,11 @@ class JobService:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m upgrader.syncjob JOB_FILE``: run the job; exit 0 when it succeeded."""
+    """``python -m upgrader.syncjob JOB_FILE``: run the job; exit 0 when it succeeded.
+
+    What it does (such as how it read the stream) goes to stderr, which systemd journals.
+    """
+    logging.basicConfig(level=logging.INFO, format="upgrader sync job: %(message)s")
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
         print("usage: python -m upgrader.syncjob JOB_FILE", file=sys.stderr)

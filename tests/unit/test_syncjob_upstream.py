@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ pytestmark = NEEDS_GPG
 AGENTS = [Agent("3.6.12", "amd64"), Agent("3.6.12", "arm64"), Agent("3.6.11", "amd64")]
 INDEX = "/streams/v1/index2.sjson"
 PRODUCTS = "/streams/v1/com.ubuntu.juju-released-agents.sjson"
+LIB = Path(syncjob.__file__).parents[1]
 
 
 @pytest.fixture
@@ -240,3 +243,27 @@ def test_a_record_that_cannot_be_kept_does_not_fail_the_job(
 
     assert status.state == "done", status.message
     assert status.message == "staged 3.6.12-ubuntu-arm64, 3.6.12-ubuntu-amd64"
+
+
+def test_the_job_process_says_how_it_read_the_stream(
+    root: Path, signed: Path, gpg_keys: Keys
+) -> None:
+    """Run as systemd runs it: the journal (stderr) tells a full read from a kept one."""
+    env = {**os.environ, "PYTHONPATH": str(LIB)}
+    command = [sys.executable, "-m", "upgrader.syncjob", str(root / syncjob.JOB_FILE)]
+    with serve_directory(signed) as url:
+        syncjob.write_spec(root, spec_for(root, url, gpg_keys))
+        first, again = (
+            subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+            for _ in range(2)
+        )
+
+    assert (first.returncode, again.returncode) == (0, 0), first.stderr + again.stderr
+    assert (
+        f"upgrader sync job: read the released stream from {url} in full (no upstream "
+        "metadata kept yet)\n"
+    ) in first.stderr
+    assert "upgrader sync job: upstream metadata unchanged since it was verified on " in (
+        again.stderr
+    )
+    assert "upgrader sync job: synced 3.6.12; staged nothing new" in again.stderr
