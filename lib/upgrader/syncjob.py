@@ -18,6 +18,11 @@ Both files sit in the storage root, outside the served ``tools/`` tree. A job co
 afterwards drops what the leader no longer lists, so all units serve the same content (but a
 leader listing no agents at all is not copied: the follower keeps its mirror); it reads
 the leader's unsigned metadata, which is allowed for that internal source only.
+
+An upstream source is read as the sync-binaries action reads it (:mod:`upgrader.upstream`):
+when one conditional request finds the index unchanged, the verified metadata kept from the
+last read is used, so a periodic auto-sync with nothing new costs that one request. The
+leader's mirror is read in full every time.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -49,7 +55,10 @@ from .streams import (
     read_stream,
 )
 from .sync import Progress, SyncRequest, check_parallel, sync
+from .upstream import read_upstream
 from .versions import parse
+
+logger = logging.getLogger(__name__)
 
 JOB_FILE = ".upgrader-job.json"
 STATUS_FILE = ".upgrader-job-status.json"
@@ -329,8 +338,17 @@ class _StatusWriter:
         )
 
 
-def read_source(spec: JobSpec, fetcher: Fetcher) -> StreamContents:
+def read_source(spec: JobSpec, mirror: Mirror, fetcher: Fetcher) -> StreamContents:
     """Read the job's source stream.
+
+    An upstream source is read with :func:`~upgrader.upstream.read_upstream`, as the
+    sync-binaries action reads it: when one conditional request finds the index unchanged,
+    the verified metadata ``mirror`` kept from its last read is used; a full read is kept for
+    the next run. The record holds the URL and trust settings it was read with, so it is
+    never used for another source or policy; a damaged one means a full read.
+
+    The leader's mirror (``internal``) is read in full every time, without the record: its
+    unsigned metadata would never be kept, and would remove what this unit kept from upstream.
 
     Raises:
         StreamError: the source cannot be read or holds malformed metadata.
@@ -338,11 +356,11 @@ def read_source(spec: JobSpec, fetcher: Fetcher) -> StreamContents:
     if spec.internal:
         # The leader's mirror publishes unsigned metadata of binaries it verified itself.
         trust = TrustPolicy(verify_signatures=False)
-    else:
-        trust = TrustPolicy(
-            keys=spec.signing_keys or None, verify_signatures=spec.verify_signatures
-        )
-    return read_stream(spec.stream_url, spec.stream, fetcher, trust=trust)
+        return read_stream(spec.stream_url, spec.stream, fetcher, trust=trust)
+    trust = TrustPolicy(keys=spec.signing_keys or None, verify_signatures=spec.verify_signatures)
+    read = read_upstream(mirror, spec.stream_url, spec.stream, fetcher, trust=trust)
+    logger.info("%s", read.note)
+    return read.contents
 
 
 def run(spec: JobSpec) -> JobStatus:
@@ -368,7 +386,7 @@ def run(spec: JobSpec) -> JobStatus:
 
 def _stage(spec: JobSpec, root: Path, fetcher: Fetcher, writer: _StatusWriter) -> str:
     mirror = Mirror(root)
-    contents = read_source(spec, fetcher)
+    contents = read_source(spec, mirror, fetcher)
     versions = spec.versions
     if spec.follow:
         available = contents.available(spec.os_name, spec.architectures)
@@ -545,7 +563,11 @@ class JobService:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m upgrader.syncjob JOB_FILE``: run the job; exit 0 when it succeeded."""
+    """``python -m upgrader.syncjob JOB_FILE``: run the job; exit 0 when it succeeded.
+
+    What it does (such as how it read the stream) goes to stderr, which systemd journals.
+    """
+    logging.basicConfig(level=logging.INFO, format="upgrader sync job: %(message)s")
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
         print("usage: python -m upgrader.syncjob JOB_FILE", file=sys.stderr)
