@@ -41,6 +41,7 @@ from upgrader.syncjob import (
     render_unit,
     write_spec,
 )
+from upgrader.urls import redact_text, redact_url
 from upgrader.versions import parse, parse_lenient
 
 logger = logging.getLogger(__name__)
@@ -227,8 +228,9 @@ class MirrorServer(ops.Object):
             job.install(text)
             job.start()
         except UpgraderError as exc:
-            logger.error("cannot start the background sync: %s", exc)
-            self._stored.job_error = f"cannot start the background sync: {exc}"
+            message = redact_text(f"cannot start the background sync: {exc}")
+            logger.error("%s", message)
+            self._stored.job_error = message
             return
         self._stored.job_error = ""
 
@@ -313,7 +315,9 @@ class MirrorServer(ops.Object):
         try:
             selection = make_plan(contents, request)
         except UpgraderError as exc:
-            logger.info("no upgrade target in %s: %s", contents.base_url, exc)
+            logger.info(
+                "no upgrade target in %s: %s", redact_url(contents.base_url), redact_text(str(exc))
+            )
             self._stored.latest_target = ""
             return
         upgrade = selection.outcome is Outcome.UPGRADE
