@@ -49,6 +49,7 @@ from .streams import (
     read_stream,
 )
 from .sync import Progress, SyncRequest, check_parallel, sync
+from .urls import redact_text, redact_url
 from .versions import parse
 
 JOB_FILE = ".upgrader-job.json"
@@ -315,8 +316,11 @@ class _StatusWriter:
         with self.lock:
             self.status = status
             self.written = time.monotonic()
-            # Private: the source URL may carry credentials.
-            _write_private(self.path, json.dumps(dataclasses.asdict(status)), what="the status")
+            # The unit status shows it: the credentials of the source URL are hidden.
+            shown = dataclasses.replace(
+                status, source=redact_url(status.source), message=redact_text(status.message)
+            )
+            _write_private(self.path, json.dumps(dataclasses.asdict(shown)), what="the status")
 
     def progress(self, report: Progress) -> None:
         with self.lock:
@@ -554,10 +558,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         spec = JobSpec.from_json(path.read_text(), where=str(path))
     except (OSError, InvalidInputError) as exc:
-        print(f"upgrader sync job: cannot read {path}: {exc}", file=sys.stderr)
+        print(redact_text(f"upgrader sync job: cannot read {path}: {exc}"), file=sys.stderr)
         return 2
     status = run(spec)
-    print(f"upgrader sync job: {status.describe()}; {status.message}", file=sys.stderr)
+    # The journal keeps this line: the credentials of the source URL are hidden.
+    print(
+        redact_text(f"upgrader sync job: {status.describe()}; {status.message}"), file=sys.stderr
+    )
     return 0 if status.state == DONE else 1
 
 
