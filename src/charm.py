@@ -173,7 +173,7 @@ class UpgraderCharm(ops.CharmBase):
             _fail(event, _no_storage_message(self.unit.name))
             return
         params = event.load_params(SyncParams, errors="fail")
-        if not params.dry_run and self._refused_on_follower(event):
+        if not params.dry_run and self._refused_on_follower(event, "sync-binaries"):
             return
         try:
             settings = self.load_config(Settings)
@@ -233,7 +233,7 @@ class UpgraderCharm(ops.CharmBase):
                 event, "keep is required: the number of versions to keep per major.minor, e.g. 2"
             )
             return
-        if self._refused_on_follower(event):
+        if self._refused_on_follower(event, "prune-binaries"):
             return
         mirror = Mirror(root)
         try:
@@ -253,9 +253,9 @@ class UpgraderCharm(ops.CharmBase):
         )
         self._mirror_server.mirror_changed()
 
-    def _refused_on_follower(self, event: ops.ActionEvent) -> bool:
+    def _refused_on_follower(self, event: ops.ActionEvent, action: str) -> bool:
         """Fail an action that would change a mirror this unit copies from the leader."""
-        refusal = self._mirror_server.follower_refusal()
+        refusal = self._mirror_server.follower_refusal(action)
         if refusal:
             _fail(event, refusal)
         return bool(refusal)
@@ -405,6 +405,8 @@ class UpgraderCharm(ops.CharmBase):
     def _on_import_binaries(self, event: ops.ActionEvent) -> None:
         if self._binaries_root() is None:
             _fail(event, _no_storage_message(self.unit.name))
+            return
+        if self._refused_on_follower(event, "import-binaries"):
             return
         if self._resource_path() is None:
             _fail(

@@ -171,8 +171,8 @@ class MirrorServer(ops.Object):
             return
         self._publish(port, settings, self._staged(root, settings))
 
-    def follower_refusal(self) -> str:
-        """Why this unit must not stage or prune by itself ("" when it may).
+    def follower_refusal(self, action: str) -> str:
+        """Why this unit must not run ``action`` (stage, import or prune) itself; "" if it may.
 
         A unit that copies the leader's mirror would undo its own changes at the next copy.
         """
@@ -184,7 +184,7 @@ class MirrorServer(ops.Object):
         where = leader.unit or "the leader unit (marked * in juju status)"
         return (
             f"{self._charm.unit.name} copies the leader's mirror ({leader.url}); "
-            f"stage and prune on {where}, the other units follow"
+            f"run {action} on {where}, the other units follow"
         )
 
     def _reconcile_job(
