@@ -8,9 +8,12 @@ for a message that may quote any number of URLs (errors name index, products and
 URLs derived from the stream URL), :func:`redact_text`.
 
 ``https://user:secret@host/x`` is shown as ``https://user:***@host/x`` and
-``https://token@host/x`` as ``https://***@host/x``. As in :func:`urllib.parse.urlsplit`, the
-user information is everything before the last ``@`` of the network location, which ends at
-the first ``/``, ``?`` or ``#``.
+``https://token@host/x`` as ``https://***@host/x``. The user information is taken to be
+everything between ``scheme://`` and the last ``@`` before the URL ends (at whitespace, a
+double quote, ``<``, ``>`` or a backslash). That is wider than :func:`urllib.parse.urlsplit`,
+whose network location ends at the first ``/``, ``?`` or ``#``: a token pasted unencoded
+(``https://user:abc/def=@host``, base64) is hidden whole, at the cost of hiding part of a URL
+that has an ``@`` in its path (rare in agent streams) when none of it is secret.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from collections.abc import Mapping
 HIDDEN = "***"
 """What replaces a password (or a token given as the user name)."""
 
-# A scheme, then the user information: the longest run without a path, query or fragment
-# start, whitespace or a quote, up to its last "@" (the regex backtracks to it).
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#\s\"<>\\]*)@")
+# A scheme, then the user information: the longest run without whitespace, a double quote,
+# "<", ">" or a backslash, up to its last "@" (the regex backtracks to it).
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s\"<>\\]*)@")
 
 
 def redact_url(url: str) -> str:

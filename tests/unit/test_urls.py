@@ -29,8 +29,13 @@ from upgrader.urls import redact_text, redact_url, redact_values
         ("https://user:p@ss@host/tools", "https://user:***@host/tools"),
         ("https://user:secret@host?q=1", "https://user:***@host?q=1"),
         ("HTTPS://user:secret@host/", "HTTPS://user:***@host/"),
-        # An "@" in the path is not user information.
-        ("https://host/tools/@scope/x", "https://host/tools/@scope/x"),
+        # A token pasted unencoded (base64: "/", "+", "="), which urlsplit would cut short.
+        ("https://user:ab/c+d=@host/tools", "https://user:***@host/tools"),
+        ("https://ab/c+d=@host/tools", "https://***@host/tools"),
+        ("https://user:a?b#c@host/tools", "https://user:***@host/tools"),
+        # An "@" in the path is hidden as if it ended user information: never too little.
+        ("https://host/tools/@scope/x", "https://***@scope/x"),
+        ("https://host/tools/agent.tgz", "https://host/tools/agent.tgz"),
         ("https://@host/tools", "https://@host/tools"),
         ("", ""),
     ],
