@@ -24,6 +24,7 @@ from upgrader.settings import Settings, parse_architectures
 from upgrader.streams import StreamContents, Validators, check_for_changes, read_stream
 from upgrader.sync import Progress, SyncError, SyncRequest, SyncSettings, sync, sync_results
 from upgrader.upstream import read_upstream
+from upgrader.urls import redact_text, redact_url, redact_values
 from upgrader.versions import SeriesFilter, Version, parse_lenient, parse_major_minor
 
 logger = logging.getLogger(__name__)
@@ -99,22 +100,22 @@ class UpgraderCharm(ops.CharmBase):
         try:
             settings = self.load_config(Settings)
         except ValueError as exc:
-            event.fail(f"invalid config: {exc}")
+            _fail(event, f"invalid config: {exc}")
             return
         params = event.load_params(PlanParams, errors="fail")
         try:
             request = self._plan_request(params, settings)
         except InvalidInputError as exc:
-            event.fail(str(exc))
+            _fail(event, str(exc))
             return
         contents = self._read_stream(settings)
         if contents is None:
-            event.fail(str(self._stored.stream_error))
+            _fail(event, str(self._stored.stream_error))
             return
         try:
             selection = make_plan(contents, request)
         except UpgraderError as exc:
-            event.fail(str(exc))
+            _fail(event, str(exc))
             return
         self._stored.planned = (
             str(selection.target) if selection.outcome is Outcome.UPGRADE else ""
@@ -124,36 +125,43 @@ class UpgraderCharm(ops.CharmBase):
         results = plan_results(selection, contents, mirror)
         if not contents.verified:
             results["unverified-reason"] = contents.unverified_reason
-        event.set_results(results)
+        event.set_results(redact_values(results))
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
+        for status in self._statuses():
+            event.add_status(_redacted(status))
+
+    def _statuses(self) -> list[ops.StatusBase]:
+        """Every status that applies now; collect-status shows the one of highest priority."""
+        statuses: list[ops.StatusBase] = []
         for options in (Settings, SyncSettings, ServingSettings):
             try:
                 self.load_config(options)
             except ValueError as exc:
-                event.add_status(ops.BlockedStatus(f"invalid config: {exc}"))
+                statuses.append(ops.BlockedStatus(f"invalid config: {exc}"))
         if self._stored.stream_error:
             status = ops.MaintenanceStatus if self._stored.stream_transient else ops.BlockedStatus
-            event.add_status(status(str(self._stored.stream_error)))
+            statuses.append(status(str(self._stored.stream_error)))
         if self._stored.import_error:
             status = ops.MaintenanceStatus if self._stored.import_retry else ops.BlockedStatus
-            event.add_status(status(str(self._stored.import_error)))
+            statuses.append(status(str(self._stored.import_error)))
         if self._binaries_root() is None:
-            event.add_status(ops.BlockedStatus(_no_storage_message(self.unit.name)))
-        message = self._serving_message(event)
+            statuses.append(ops.BlockedStatus(_no_storage_message(self.unit.name)))
+        message = self._serving_message(statuses)
         if self._stored.import_note:
             message += f"; {self._stored.import_note}"
         if self._stored.stream_unverified:
             message += " (unverified source)"
-        event.add_status(ops.ActiveStatus(message))
+        statuses.append(ops.ActiveStatus(message))
+        return statuses
 
-    def _serving_message(self, event: ops.CollectStatusEvent) -> str:
-        """What the unit serves and where; a serving failure is added to the event."""
+    def _serving_message(self, statuses: list[ops.StatusBase]) -> str:
+        """What the unit serves and where; a serving failure is added to ``statuses``."""
         serving = self._mirror_server.status()
         if isinstance(serving, ops.ActiveStatus):
             return serving.message
         if serving is not None:
-            event.add_status(serving)
+            statuses.append(serving)
         message = f"agent {self.model.juju_version}"
         if self._stored.planned:
             message += f"; upgrade target {self._stored.planned}"
@@ -162,16 +170,16 @@ class UpgraderCharm(ops.CharmBase):
     def _on_sync_binaries(self, event: ops.ActionEvent) -> None:
         root = self._binaries_root()
         if root is None:
-            event.fail(_no_storage_message(self.unit.name))
+            _fail(event, _no_storage_message(self.unit.name))
             return
         params = event.load_params(SyncParams, errors="fail")
-        if not params.dry_run and self._refused_on_follower(event):
+        if not params.dry_run and self._refused_on_follower(event, "sync-binaries"):
             return
         try:
             settings = self.load_config(Settings)
             parallel = self.load_config(SyncSettings).parallel_downloads
         except ValueError as exc:
-            event.fail(f"invalid config: {exc}")
+            _fail(event, f"invalid config: {exc}")
             return
         try:
             series = parse_major_minor(params.version) if params.version.strip() else None
@@ -181,16 +189,17 @@ class UpgraderCharm(ops.CharmBase):
                 else settings.arch_list
             )
         except InvalidInputError as exc:
-            event.fail(str(exc))
+            _fail(event, str(exc))
             return
+        log = _redacting(event.log)
         contents = self._read_stream(
-            settings, kept_in=Mirror(root), save=not params.dry_run, log=event.log
+            settings, kept_in=Mirror(root), save=not params.dry_run, log=log
         )
         if contents is None:
-            event.fail(str(self._stored.stream_error))
+            _fail(event, str(self._stored.stream_error))
             return
         try:
-            request = self._sync_request(series, arches, settings, contents, event.log)
+            request = self._sync_request(series, arches, settings, contents, log)
             with Fetcher(settings.fetch_settings(os.environ)) as fetcher:
                 result = sync(
                     Mirror(root),
@@ -199,30 +208,32 @@ class UpgraderCharm(ops.CharmBase):
                     fetcher,
                     parallel=parallel,
                     dry_run=params.dry_run,
-                    progress=_file_logger(event.log),
+                    progress=_file_logger(log),
                 )
         except SyncError as exc:
-            event.set_results(sync_results(exc.result, self._agent_metadata_url()))
-            event.fail(str(exc))
+            event.set_results(redact_values(sync_results(exc.result, self._agent_metadata_url())))
+            _fail(event, str(exc))
             return
         except UpgraderError as exc:
-            event.fail(str(exc))
+            _fail(event, str(exc))
             return
         for binary in result.missing:
-            event.log(f"not in the {result.stream} stream: {binary}")
-        event.set_results(sync_results(result, self._agent_metadata_url()))
+            log(f"not in the {result.stream} stream: {binary}")
+        event.set_results(redact_values(sync_results(result, self._agent_metadata_url())))
         self._mirror_server.mirror_changed()
 
     def _on_prune_binaries(self, event: ops.ActionEvent) -> None:
         root = self._binaries_root()
         if root is None:
-            event.fail(_no_storage_message(self.unit.name))
+            _fail(event, _no_storage_message(self.unit.name))
             return
         params = event.load_params(PruneParams, errors="fail")
         if params.keep is None:
-            event.fail("keep is required: the number of versions to keep per major.minor, e.g. 2")
+            _fail(
+                event, "keep is required: the number of versions to keep per major.minor, e.g. 2"
+            )
             return
-        if self._refused_on_follower(event):
+        if self._refused_on_follower(event, "prune-binaries"):
             return
         mirror = Mirror(root)
         try:
@@ -230,7 +241,7 @@ class UpgraderCharm(ops.CharmBase):
             with mirror.lock("prune"):
                 result = mirror.prune(params.keep, protected=[current])
         except UpgraderError as exc:
-            event.fail(str(exc))
+            _fail(event, str(exc))
             return
         for path in result.files_removed:
             event.log(f"removed {path}")
@@ -242,11 +253,11 @@ class UpgraderCharm(ops.CharmBase):
         )
         self._mirror_server.mirror_changed()
 
-    def _refused_on_follower(self, event: ops.ActionEvent) -> bool:
+    def _refused_on_follower(self, event: ops.ActionEvent, action: str) -> bool:
         """Fail an action that would change a mirror this unit copies from the leader."""
-        refusal = self._mirror_server.follower_refusal()
+        refusal = self._mirror_server.follower_refusal(action)
         if refusal:
-            event.fail(refusal)
+            _fail(event, refusal)
         return bool(refusal)
 
     def _sync_request(
@@ -346,9 +357,10 @@ class UpgraderCharm(ops.CharmBase):
                         save=save,
                     )
                     contents = read.contents
-                    logger.info("%s", read.note)
+                    note = redact_text(read.note)
+                    logger.info("%s", note)
                     if log is not None:
-                        log(read.note)
+                        log(note)
         except UpgraderError as exc:
             self._record_stream_error(exc)
             return None
@@ -360,8 +372,8 @@ class UpgraderCharm(ops.CharmBase):
         if not contents.verified:
             logger.warning(
                 "agent metadata from %s is not verified: %s",
-                contents.base_url,
-                contents.unverified_reason,
+                redact_url(contents.base_url),
+                redact_text(contents.unverified_reason),
             )
         self._stored.stream_validators = (
             contents.validators.as_dict() if contents.validators else {}
@@ -370,9 +382,13 @@ class UpgraderCharm(ops.CharmBase):
         return contents
 
     def _record_stream_error(self, exc: UpgraderError) -> None:
-        """Keep a stream failure for the status: Maintenance if transient, else Blocked."""
-        logger.warning("cannot read agent stream: %s", exc)
-        self._stored.stream_error = f"cannot read agent stream: {exc}"
+        """Keep a stream failure for the status: Maintenance if transient, else Blocked.
+
+        The message may quote the stream URL (or one made from it): its credentials are hidden.
+        """
+        message = redact_text(f"cannot read agent stream: {exc}")
+        logger.warning("%s", message)
+        self._stored.stream_error = message
         self._stored.stream_transient = isinstance(exc, TransientError)
 
     # --- air-gapped import (agent-binaries resource) -------------------------------------
@@ -388,19 +404,22 @@ class UpgraderCharm(ops.CharmBase):
 
     def _on_import_binaries(self, event: ops.ActionEvent) -> None:
         if self._binaries_root() is None:
-            event.fail(_no_storage_message(self.unit.name))
+            _fail(event, _no_storage_message(self.unit.name))
+            return
+        if self._refused_on_follower(event, "import-binaries"):
             return
         if self._resource_path() is None:
-            event.fail(
+            _fail(
+                event,
                 f"no {AGENT_BINARIES} resource attached: make one on a connected machine with "
                 "`juju-upgrader bundle DIR -o agents.tar.gz`, then run `juju attach-resource "
-                f"{self.app.name} {AGENT_BINARIES}=./agents.tar.gz`"
+                f"{self.app.name} {AGENT_BINARIES}=./agents.tar.gz`",
             )
             return
         force = bool(event.params.get("force", False))
         error, results = self._import_binaries(force=force, log=event.log)
         if error:
-            event.fail(error)
+            _fail(event, error)
         else:
             event.set_results(results)
             self._mirror_server.mirror_changed()
@@ -442,7 +461,7 @@ class UpgraderCharm(ops.CharmBase):
                 log=log,
             )
         except UpgraderError as exc:
-            message = f"cannot import: {exc}"
+            message = redact_text(f"cannot import: {exc}")
             logger.error(message)
             self._stored.import_error = message
             self._stored.import_retry = isinstance(exc, MirrorBusyError)
@@ -454,6 +473,25 @@ class UpgraderCharm(ops.CharmBase):
             if result.imported:
                 self._stored.import_note = f"imported {len(result.imported)} agent binaries"
         return "", result.results()
+
+
+def _redacted(status: ops.StatusBase) -> ops.StatusBase:
+    """The status with the credentials of the URLs its message quotes hidden."""
+    return ops.StatusBase.from_name(status.name, redact_text(status.message))
+
+
+def _fail(event: ops.ActionEvent, message: str) -> None:
+    """Fail an action; the URLs the message quotes show no credentials."""
+    event.fail(redact_text(message))
+
+
+def _redacting(log: Callable[[str], None]) -> Callable[[str], None]:
+    """A line logger that hides the credentials of the URLs each line quotes."""
+
+    def write(line: str) -> None:
+        log(redact_text(line))
+
+    return write
 
 
 def _no_storage_message(unit: str) -> str:

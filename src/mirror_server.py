@@ -41,6 +41,7 @@ from upgrader.syncjob import (
     render_unit,
     write_spec,
 )
+from upgrader.urls import redact_text, redact_url
 from upgrader.versions import parse, parse_lenient
 
 logger = logging.getLogger(__name__)
@@ -170,8 +171,8 @@ class MirrorServer(ops.Object):
             return
         self._publish(port, settings, self._staged(root, settings))
 
-    def follower_refusal(self) -> str:
-        """Why this unit must not stage or prune by itself ("" when it may).
+    def follower_refusal(self, action: str) -> str:
+        """Why this unit must not run ``action`` (stage, import or prune) itself; "" if it may.
 
         A unit that copies the leader's mirror would undo its own changes at the next copy.
         """
@@ -183,7 +184,7 @@ class MirrorServer(ops.Object):
         where = leader.unit or "the leader unit (marked * in juju status)"
         return (
             f"{self._charm.unit.name} copies the leader's mirror ({leader.url}); "
-            f"stage and prune on {where}, the other units follow"
+            f"run {action} on {where}, the other units follow"
         )
 
     def _reconcile_job(
@@ -227,8 +228,9 @@ class MirrorServer(ops.Object):
             job.install(text)
             job.start()
         except UpgraderError as exc:
-            logger.error("cannot start the background sync: %s", exc)
-            self._stored.job_error = f"cannot start the background sync: {exc}"
+            message = redact_text(f"cannot start the background sync: {exc}")
+            logger.error("%s", message)
+            self._stored.job_error = message
             return
         self._stored.job_error = ""
 
@@ -313,7 +315,9 @@ class MirrorServer(ops.Object):
         try:
             selection = make_plan(contents, request)
         except UpgraderError as exc:
-            logger.info("no upgrade target in %s: %s", contents.base_url, exc)
+            logger.info(
+                "no upgrade target in %s: %s", redact_url(contents.base_url), redact_text(str(exc))
+            )
             self._stored.latest_target = ""
             return
         upgrade = selection.outcome is Outcome.UPGRADE

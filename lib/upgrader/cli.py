@@ -18,7 +18,9 @@ metadata from sources other than the official stream.
 Conventions: results go to stdout (``--format text|json|yaml``); notes, progress and errors go
 to stderr. Exit status 0 on success, 2 for a bad argument, 1 for any other failure, 130 when
 interrupted; each failure is one ``juju-upgrader: error: ...`` line (``--debug`` adds the
-traceback). ``--quiet`` silences the notes and progress, never the results or errors.
+traceback). ``--quiet`` silences the notes and progress, never the results or errors. A
+``--stream-url`` may carry credentials (``https://user:token@host/...``): they are sent to the
+server, and shown as ``***`` in everything printed (:mod:`upgrader.urls`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from upgrader.streams import (
     check_stream_url,
     read_stream,
 )
+from upgrader.urls import redact_text
 from upgrader.versions import SeriesFilter, Version, parse_lenient, parse_major_minor
 
 if TYPE_CHECKING:
@@ -455,9 +458,13 @@ class Console:
     quiet: bool = False
 
     def note(self, message: str) -> None:
-        """Print an informational line on stderr, unless quiet."""
+        """Print an informational line on stderr, unless quiet (URLs show no credentials)."""
         if not self.quiet:
-            print(f"{PROG}: {message}", file=self.err, flush=True)
+            print(redact_text(f"{PROG}: {message}"), file=self.err, flush=True)
+
+    def result(self, text: str) -> None:
+        """Write results on stdout; the URLs they quote show no credentials."""
+        self.out.write(redact_text(text))
 
 
 def _fetcher() -> Fetcher:
@@ -555,9 +562,9 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
     selection = make_plan(contents, request)
     results = plan_results(selection, contents)
     if args.format == "text":
-        console.out.write(plan_text(selection, contents, versions, request, trust_policy(args)))
+        console.result(plan_text(selection, contents, versions, request, trust_policy(args)))
     else:
-        console.out.write(render(results, args.format))
+        console.result(render(results, args.format))
     return EXIT_OK
 
 
@@ -708,9 +715,9 @@ def run_sync(args: argparse.Namespace, console: Console) -> int:
                 )
     url = mirror.tools.resolve().as_uri()
     if args.format == "text":
-        console.out.write(sync_text(result, contents, mirror, url, trust_policy(args)))
+        console.result(sync_text(result, contents, mirror, url, trust_policy(args)))
     else:
-        console.out.write(render(sync_results(result, url), args.format))
+        console.result(render(sync_results(result, url), args.format))
     return EXIT_OK
 
 
@@ -841,7 +848,7 @@ def run_bundle(args: argparse.Namespace, console: Console) -> int:
         "skipped": ", ".join(result.skipped),
     }
     if args.format != "text":
-        console.out.write(render(results, args.format))
+        console.result(render(results, args.format))
         return EXIT_OK
     count = len(result.binaries)
     noun = "agent binary" if count == 1 else "agent binaries"
@@ -859,7 +866,7 @@ def run_bundle(args: argparse.Namespace, console: Console) -> int:
         "Next steps (carry the archive to the controller's site, then):",
         f"  juju attach-resource upgrader agent-binaries={output}",
     ]
-    console.out.write("\n".join(lines) + "\n")
+    console.result("\n".join(lines) + "\n")
     return EXIT_OK
 
 
@@ -868,8 +875,13 @@ def _quote(source: str) -> str:
 
 
 def _error(console_err: TextIO, message: str) -> None:
-    text = " ".join(message.split())
+    text = redact_text(" ".join(message.split()))
     print(f"{PROG}: error: {text}", file=console_err, flush=True)
+
+
+def _traceback(console_err: TextIO) -> None:
+    """Print the exception being handled (``--debug``); URLs show no credentials."""
+    console_err.write(redact_text(traceback.format_exc()))
 
 
 def main(
@@ -906,17 +918,17 @@ def main(
         return EXIT_FAILURE
     except (UpgraderError, OSError) as exc:
         if debug:
-            traceback.print_exc(file=err)
+            _traceback(err)
         _error(err, str(exc) if isinstance(exc, UpgraderError) else _os_error(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         if debug:
-            traceback.print_exc(file=err)
+            _traceback(err)
         _error(err, "interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: still one line, unless --debug
         if debug:
-            traceback.print_exc(file=err)
+            _traceback(err)
         _error(err, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
         return EXIT_FAILURE
 

@@ -56,6 +56,7 @@ from .streams import (
 )
 from .sync import Progress, SyncRequest, check_parallel, sync
 from .upstream import read_upstream
+from .urls import redact_text, redact_url
 from .versions import parse
 
 logger = logging.getLogger(__name__)
@@ -324,8 +325,11 @@ class _StatusWriter:
         with self.lock:
             self.status = status
             self.written = time.monotonic()
-            # Private: the source URL may carry credentials.
-            _write_private(self.path, json.dumps(dataclasses.asdict(status)), what="the status")
+            # The unit status shows it: the credentials of the source URL are hidden.
+            shown = dataclasses.replace(
+                status, source=redact_url(status.source), message=redact_text(status.message)
+            )
+            _write_private(self.path, json.dumps(dataclasses.asdict(shown)), what="the status")
 
     def progress(self, report: Progress) -> None:
         with self.lock:
@@ -359,7 +363,7 @@ def read_source(spec: JobSpec, mirror: Mirror, fetcher: Fetcher) -> StreamConten
         return read_stream(spec.stream_url, spec.stream, fetcher, trust=trust)
     trust = TrustPolicy(keys=spec.signing_keys or None, verify_signatures=spec.verify_signatures)
     read = read_upstream(mirror, spec.stream_url, spec.stream, fetcher, trust=trust)
-    logger.info("%s", read.note)
+    logger.info("%s", redact_text(read.note))
     return read.contents
 
 
@@ -576,10 +580,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         spec = JobSpec.from_json(path.read_text(), where=str(path))
     except (OSError, InvalidInputError) as exc:
-        print(f"upgrader sync job: cannot read {path}: {exc}", file=sys.stderr)
+        print(redact_text(f"upgrader sync job: cannot read {path}: {exc}"), file=sys.stderr)
         return 2
     status = run(spec)
-    print(f"upgrader sync job: {status.describe()}; {status.message}", file=sys.stderr)
+    # The journal keeps this line: the credentials of the source URL are hidden.
+    print(
+        redact_text(f"upgrader sync job: {status.describe()}; {status.message}"), file=sys.stderr
+    )
     return 0 if status.state == DONE else 1
 
 

@@ -63,6 +63,7 @@ class Request:
     path: str
     range: str | None
     status: int
+    authorization: str | None = None
 
 
 class FaultyServer:
@@ -179,14 +180,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._body(target, start, size, fault)
 
     def _status(self, path: str, ranged: str | None, status: int) -> None:
-        self.faulty.log(Request(path, ranged, status))
+        self.faulty.log(Request(path, ranged, status, self.headers.get("Authorization")))
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     def _headers(self, path: str, ranged: str | None, start: int, size: int, fault: Fault) -> None:
         status = 206 if start else 200
-        self.faulty.log(Request(path, ranged, status))
+        self.faulty.log(Request(path, ranged, status, self.headers.get("Authorization")))
         self.send_response(status)
         if fault.kind != "short":
             length = fault.length if fault.kind == "length" else size - start

@@ -22,6 +22,7 @@ from support.servers import serve_directory
 from support.services import CALLS, FakeJobService, FakeNginx
 from support.streams import Agent, write_stream
 from upgrader import syncjob
+from upgrader.bundle import make_bundle
 from upgrader.mirror import Mirror
 from upgrader.syncjob import JobSpec, JobStatus
 
@@ -308,9 +309,33 @@ def test_follower_refuses_to_stage_or_prune(ctx, base, root, action: str, params
         ctx.run(ctx.on.action(action, params=params), base(relations={peers}, leader=False))
     assert failure.value.message == (
         "upgrader/0 copies the leader's mirror (http://192.0.2.9:8080/tools); "
-        "stage and prune on upgrader/1, the other units follow"
+        f"run {action} on upgrader/1, the other units follow"
     )
     assert Mirror(root).staged("released") == before
+
+
+def test_follower_refuses_to_import(ctx, base, root, tmp_path: Path) -> None:
+    """The leader imports the agent-binaries resource; the other units copy its mirror."""
+    stage(root)
+    before = Mirror(root).staged("released")
+    write_stream(tmp_path / "bundle" / "tools", [Agent("3.6.13", "amd64")])
+    archive = make_bundle(tmp_path / "bundle", tmp_path / "agents.tar.gz").output
+    resource = testing.Resource(name="agent-binaries", path=archive)
+    peers = testing.PeerRelation(
+        "upgrader-peers", local_app_data=leader_data(), peers_data={1: {}}
+    )
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(
+            ctx.on.action("import-binaries"),
+            base(relations={peers}, leader=False, resources={resource}),
+        )
+    assert failure.value.message == (
+        "upgrader/0 copies the leader's mirror (http://192.0.2.9:8080/tools); "
+        "run import-binaries on upgrader/1, the other units follow"
+    )
+    assert Mirror(root).staged("released") == before
+    ctx.run(ctx.on.action("import-binaries"), base(relations={peers}, resources={resource}))
+    assert "3.6.13-ubuntu-amd64" in (ctx.action_results or {})["imported"]
 
 
 def test_follower_may_dry_run(ctx, base) -> None:

@@ -6,6 +6,7 @@ juju on the machine is never run.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -587,6 +588,75 @@ def test_connection_refused_is_one_line(bin_dir: Path) -> None:
     assert done.stderr.startswith("juju-upgrader: error: ")
     assert url in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+# -- a --stream-url with credentials: sent to the source, never printed ----------------------
+
+SECRET = "s3cr3t-T0KEN"  # noqa: S105 - the test value looked for in the output
+
+
+def with_credentials(url: str, userinfo: str = f"mirror-user:{SECRET}") -> str:
+    return url.replace("http://", f"http://{userinfo}@")
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "shown"), [(f"mirror-user:{SECRET}", "mirror-user:***"), (SECRET, "***")]
+)
+def test_failures_hide_the_stream_url_credentials(
+    bin_dir: Path, tmp_path: Path, userinfo: str, shown: str
+) -> None:
+    with serve_directory(tmp_path) as url:  # serves an empty directory: 404 for everything
+        secret_url = with_credentials(url, userinfo)
+        plan = ["plan", U, "--stream-url", secret_url, "--agent-version", "3.6.10"]
+        done = run(*plan, path=bin_dir)
+        debug = run("--debug", *plan, path=bin_dir)
+        local = str(tmp_path / "mirror")
+        sync = run("sync", U, "3.6", "--local-dir", local, "--stream-url", secret_url,
+                   path=bin_dir)  # fmt: skip
+    shown_url = with_credentials(url, shown)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"juju-upgrader: error: no agent metadata at {shown_url}: ")
+    assert f"{shown_url}/streams/v1/index2.json" in done.stderr
+    assert debug.stderr.startswith("Traceback (most recent call last):\n")
+    assert sync.returncode == 1
+    for output in (done, debug, sync):
+        assert SECRET not in output.stdout + output.stderr
+
+
+def test_a_bad_stream_url_with_credentials_is_refused_without_them(bin_dir: Path) -> None:
+    done = run("plan", "--stream-url", f"ftp://mirror-user:{SECRET}@host/tools", path=bin_dir)
+    assert done.returncode == 2
+    assert "invalid --stream-url 'ftp://mirror-user:***@host/tools'" in done.stderr
+    assert SECRET not in done.stderr
+
+
+def test_credentials_are_sent_and_never_printed(bin_dir: Path, tmp_path: Path) -> None:
+    root = write_stream(tmp_path / "up", [Agent("3.6.11"), Agent("3.6.12")], condensed=True)
+    local = str(tmp_path / "mirror")
+    with FaultyServer(root) as server:
+        secret_url = with_credentials(server.url)
+        outputs = [
+            run("plan", U, "--stream-url", secret_url, "--agent-version", "3.6.10",
+                path=bin_dir),
+            run("plan", U, "--stream-url", secret_url, "--agent-version", "3.6.10",
+                "--format", "yaml", path=bin_dir),
+            run("sync", U, "3.6", "--local-dir", local, "--stream-url", secret_url,
+                path=bin_dir),
+            run("sync", U, "3.6", "--local-dir", local, "--stream-url", secret_url,
+                "--format", "json", path=bin_dir),
+        ]  # fmt: skip
+    shown_url = with_credentials(server.url, "mirror-user:***")
+    for output in outputs:
+        assert output.returncode == 0, output.stderr
+        assert SECRET not in output.stdout + output.stderr
+    assert f"source:         {shown_url} (released stream)" in outputs[0].stdout
+    assert yaml.safe_load(outputs[1].stdout)["source"] == shown_url
+    assert f"read the released stream from {shown_url} in full" in outputs[2].stderr
+    assert f"{shown_url} (released stream)" in outputs[2].stdout
+    assert staged_binaries(Path(local)) == ["3.6.11-ubuntu-amd64", "3.6.12-ubuntu-amd64"]
+    basic = "Basic " + base64.b64encode(f"mirror-user:{SECRET}".encode()).decode()
+    assert server.requests
+    assert {r.authorization for r in server.requests} == {basic}
 
 
 # -- the program itself -----------------------------------------------------------------------

@@ -92,13 +92,18 @@ def test_job_file_write_does_not_follow_a_planted_symlink(tmp_path: Path) -> Non
 
 
 def test_status_file_is_private(tmp_path: Path) -> None:
-    """The status names the source URL, which may carry credentials (https://user:token@...)."""
+    """The status names the source URL, which may carry credentials (https://user:token@...);
+    they are hidden in it too (see test_status_file_and_journal_hide_the_source_credentials)."""
     url = f"http://user:token@127.0.0.1:{free_port()}/tools"
     status = syncjob.run(spec_for(tmp_path, url, fetch={"retries": 1}))
     assert status.state == "failed"
     path = tmp_path / syncjob.STATUS_FILE
     assert oct(path.stat().st_mode & 0o777) == "0o600"
-    assert syncjob.read_status(tmp_path) == status
+    written = syncjob.read_status(tmp_path)
+    assert written is not None
+    assert (written.state, written.pid) == (status.state, status.pid)
+    assert written.source == url.replace("user:token@", "user:***@")
+    assert "token" not in path.read_text()
 
 
 def test_unwritable_job_file_is_a_mirror_error(tmp_path: Path) -> None:
@@ -325,6 +330,26 @@ def test_main_usage_and_failure_exit_codes(tmp_path: Path, capsys: pytest.Captur
     )
     assert syncjob.main([str(path)]) == 1
     assert "failed" in capsys.readouterr().err
+
+
+def test_status_file_and_journal_hide_the_source_credentials(
+    tmp_path: Path, upstream: str, capsys: pytest.CaptureFixture
+) -> None:
+    """The unit status shows the status file and the journal keeps the job's stderr; the job
+    file keeps the URL whole, since the job sends its credentials."""
+    secret = "s3cr3t-T0KEN"  # noqa: S105 - the test value looked for in the output
+    url = upstream.replace("http://", f"http://mirror-user:{secret}@")
+    path = syncjob.write_spec(tmp_path, spec_for(tmp_path, url, verify_signatures=True))
+    assert syncjob.main([str(path)]) == 1
+    journal = capsys.readouterr().err
+    written = (tmp_path / syncjob.STATUS_FILE).read_text()
+    status = syncjob.read_status(tmp_path)
+    assert status is not None and status.state == "failed"
+    assert status.source == upstream.replace("http://", "http://mirror-user:***@")
+    assert f"no signed agent metadata at {status.source}" in status.message
+    assert status.source in journal
+    assert secret not in written and secret not in journal
+    assert JobSpec.from_json(path.read_text()).stream_url == url
 
 
 # --- several units: a follower copies the leader's mirror served by nginx -------------------
