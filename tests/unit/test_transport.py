@@ -108,3 +108,22 @@ def test_an_idle_connection_knows_when_the_server_closed_it() -> None:
             assert connection.is_dropped()
         finally:
             connection.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "pair"),
+    [
+        ("https://user:p%40ss@h/x", "user:p@ss"),
+        ("https://token@h/x", "token:"),  # a token alone, as curl and git send it
+        ("https://user:@h/x", "user:"),
+    ],
+)
+def test_url_credentials_become_basic_authorization(url: str, pair: str) -> None:
+    target = plan(url, None, {})
+
+    assert target.headers["Authorization"] == basic(pair)
+    assert target.headers["Host"] == "h"
+
+
+def test_no_authorization_without_credentials() -> None:
+    assert "Authorization" not in plan("https://h/x", None, {}).headers
