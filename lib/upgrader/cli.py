@@ -263,6 +263,24 @@ def _stream_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _ca_file(text: str) -> str:
+    """Read a PEM file of extra CA certificates for --ca-certificates."""
+    from upgrader.fetch import check_ca_certificates
+
+    try:
+        pem = Path(text).expanduser().read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot read --ca-certificates {text!r}: {exc.strerror or exc}; give a file of PEM "
+            "CA certificates (-----BEGIN CERTIFICATE-----)"
+        ) from None
+    try:
+        return check_ca_certificates(pem)
+    except InvalidInputError as exc:
+        reason = str(exc).removeprefix("ca-certificates: ")
+        raise InvalidInputError(f"invalid --ca-certificates {text!r}: {reason}") from None
+
+
 def _trust_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--signing-keys",
@@ -278,6 +296,13 @@ def _trust_options(parser: argparse.ArgumentParser) -> None:
         help="refuse sources without valid signed metadata (default); with "
         "--no-verify-signatures, unsigned metadata is read from sources other than the "
         "official stream",
+    )
+    parser.add_argument(
+        "--ca-certificates",
+        type=_arg_type(_ca_file),
+        metavar="FILE",
+        help="PEM certificates of a private CA to trust for an https --stream-url, besides "
+        "the machine's trust store and certifi's bundle",
     )
 
 
@@ -467,10 +492,11 @@ class Console:
         self.out.write(redact_text(text))
 
 
-def _fetcher() -> Fetcher:
+def _fetcher(args: argparse.Namespace) -> Fetcher:
     from upgrader.fetch import Fetcher, FetchSettings
 
-    return Fetcher(FetchSettings.from_client_environ(os.environ))
+    settings = FetchSettings.from_client_environ(os.environ, ca_certificates=args.ca_certificates)
+    return Fetcher(settings)
 
 
 def trust_policy(args: argparse.Namespace) -> TrustPolicy:
@@ -557,7 +583,7 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
     if args.format != "text":
         _note_detected(console, versions)
     request = plan_request(args, versions)
-    with _fetcher() as fetcher:
+    with _fetcher(args) as fetcher:
         contents = read_contents(fetcher, args)
     selection = make_plan(contents, request)
     results = plan_results(selection, contents)
@@ -691,7 +717,7 @@ def run_sync(args: argparse.Namespace, console: Console) -> int:
     from upgrader.upstream import keep_upstream, read_upstream
 
     mirror = Mirror(args.local_dir)
-    with _fetcher() as fetcher:
+    with _fetcher(args) as fetcher:
         trust = trust_policy(args)
         read = read_upstream(
             mirror, args.stream_url, args.stream, fetcher, trust=trust, save=False

@@ -111,6 +111,8 @@ class FetchSettings:
         backoff: Pause before the second attempt, in seconds; it doubles before every
             further attempt, capped at :data:`MAX_BACKOFF`.
         max_document_bytes: Largest metadata document :meth:`Fetcher.get_document` reads.
+        ca_option: How messages name the place to add a private CA: the charm's option, or
+            the command-line tool's flag.
     """
 
     http_proxy: str | None = None
@@ -122,6 +124,7 @@ class FetchSettings:
     retries: int = 3
     backoff: float = 1.0
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    ca_option: str = CA_CERTIFICATES_OPTION
 
     def __post_init__(self) -> None:
         """Normalise empty strings to None and check every value.
@@ -210,6 +213,7 @@ class FetchSettings:
             https_proxy=pick("https_proxy"),
             no_proxy=pick("no_proxy"),
             ca_certificates=ca_certificates,
+            ca_option="--ca-certificates FILE",
         )
 
     def backoff_delay(self, attempt: int) -> float:
@@ -934,7 +938,7 @@ def _classify(url: str, exc: BaseException, settings: FetchSettings) -> Exceptio
     if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in _causes(exc)):
         return StreamError(
             f"cannot fetch {url}: TLS {description}; if the server's certificate comes from a "
-            f"private certificate authority, add that CA to {CA_CERTIFICATES_OPTION}"
+            f"private certificate authority, add that CA to {settings.ca_option}"
         )
     if isinstance(exc, UnsupportedRequestError | ValueError):
         return StreamError(f"cannot fetch {url}: {description}")

@@ -27,6 +27,7 @@ from support.faulty_server import Fault, FaultyServer
 from support.gpg import Keys, needs_gpg, sign_stream
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
+from support.tls import make_pki
 from upgrader.bundle import import_bundle
 from upgrader.mirror import Mirror
 
@@ -1211,3 +1212,49 @@ def test_bundle_of_a_damaged_mirror(stream_url: str, bin_dir: Path, tmp_path: Pa
     assert "sync it again before bundling" in done.stderr
     assert len(done.stderr.splitlines()) == 1
     assert not (tmp_path / "a.tgz").exists()
+
+
+def test_private_ca_for_an_https_source(tmp_path: Path, bin_dir: Path) -> None:
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    ca = tmp_path / "ca.pem"
+    ca.write_text(pki.ca_pem)
+    root = write_stream(tmp_path / "stream", AGENTS, condensed=True)
+    with serve_directory(root, tls=pki.server_context()) as url:
+        plan = ("plan", "--stream-url", url, "--no-verify-signatures", "--no-juju")
+        plan += ("--agent-version", "3.5.6", "--format", "json")
+        refused = run(*plan, path=bin_dir)
+        trusted = run(*plan, "--ca-certificates", str(ca), path=bin_dir)
+
+    assert refused.returncode == 1
+    assert "TLS certificate verify failed" in refused.stderr
+    assert "add that CA to --ca-certificates FILE" in refused.stderr
+    assert trusted.returncode == 0, trusted.stderr
+    assert json.loads(trusted.stdout)["target-version"] == "3.6.12"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "cannot read --ca-certificates '{file}': No such file or directory; give a file"),
+        ("not a certificate", "invalid --ca-certificates '{file}': no PEM certificate found"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "invalid --ca-certificates '{file}': holds a private key",
+        ),
+    ],
+)
+def test_bad_ca_certificates_file_is_refused(
+    tmp_path: Path, bin_dir: Path, content: str | None, reason: str
+) -> None:
+    ca = tmp_path / "ca.pem"
+    if content is not None:
+        ca.write_text(content)
+
+    result = run(
+        "plan", "--no-juju", "--agent-version", "3.5.6", "--ca-certificates", str(ca), path=bin_dir
+    )
+
+    assert result.returncode == 2
+    assert reason.format(file=ca) in result.stderr
+    assert "Traceback" not in result.stderr
