@@ -146,6 +146,8 @@ def _ascii_host(parts: SplitResult) -> str:
     host = (parts.hostname or "").rstrip(".") if parts.hostname != "." else ""
     if not host:
         raise UnsupportedRequestError("the URL has no host name")
+    if host.isascii():  # the usual case; the idna codec costs an import
+        return host
     try:
         return host.encode("idna").decode("ascii")
     except UnicodeError as exc:
