@@ -54,6 +54,7 @@ from .errors import StreamError
 from .mirror import Mirror, MirrorError, write_atomic
 from .streams import (
     DocumentSource,
+    FetchedDocument,
     StreamContents,
     TrustPolicy,
     check_for_changes,
@@ -135,6 +136,7 @@ def read_upstream(
     if record is not None:
         kept, why = _usable(record, path, base_url, stream, wanted)
         if kept is not None and kept.validators is not None:
+            source = _ReusingSource(source)  # the changed index is not fetched twice
             if not check_for_changes(kept.validators, source):
                 return UpstreamRead(kept, cached=True, note=_reuse_note(kept, record))
             why = f"{kept.index_url} changed"
@@ -142,6 +144,31 @@ def read_upstream(
     note = f"read the {stream} stream from {base_url} in full ({why})"
     read = UpstreamRead(contents, cached=False, note=note, trust=wanted)
     return keep_upstream(mirror, read) if save else read
+
+
+class _ReusingSource:
+    """A document source that answers a repeated plain request from the document it got.
+
+    The conditional request that finds the index changed receives the new index in full;
+    the full read that follows asks for the same URL and gets that body again instead of a
+    second download. Each kept document is served once.
+    """
+
+    def __init__(self, source: DocumentSource) -> None:
+        self._source = source
+        self._fetched: dict[str, FetchedDocument] = {}
+
+    def get_document(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchedDocument:
+        """Serve ``url`` from the document fetched before, once, else from the source."""
+        fetched = self._fetched.pop(url, None)
+        if fetched is not None and etag is None and last_modified is None:
+            return fetched
+        document = self._source.get_document(url, etag=etag, last_modified=last_modified)
+        if not document.not_modified:
+            self._fetched[url] = document
+        return document
 
 
 def keep_upstream(mirror: Mirror, read: UpstreamRead) -> UpstreamRead:

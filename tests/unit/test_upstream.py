@@ -117,12 +117,17 @@ def test_same_index_bytes_count_as_unchanged_when_the_server_gives_no_validators
 def test_changed_index_is_read_in_full_and_kept_again(
     source: Path, mirror: Mirror, fetcher: Fetcher, gpg_keys: Keys
 ) -> None:
-    with serve_directory(source) as url:
+    log: list[tuple[str, int]] = []
+    with serve_directory(source, log=log) as url:
         read_upstream(mirror, url, "released", fetcher, trust=alice(gpg_keys))
         _publish(source, [*AGENTS, Agent("3.6.13", "amd64", date="20251201")], gpg_keys)
+        log.clear()
         changed = read_upstream(mirror, url, "released", fetcher, trust=alice(gpg_keys))
+        requests = list(log)
         again = read_upstream(mirror, url, "released", fetcher, trust=alice(gpg_keys))
 
+    # The conditional request got the new index in full: the read does not fetch it again.
+    assert requests == [(INDEX, 200), ("/streams/v1/com.ubuntu.juju-released-agents.sjson", 200)]
     assert not changed.cached
     assert changed.note == (f"read the released stream from {url} in full ({url}{INDEX} changed)")
     assert "3.6.13" in versions(changed.contents)
