@@ -197,8 +197,7 @@ class Connection(http.client.HTTPConnection):
         self.endpoint = endpoint
         self._context = context
         self._read_timeout = read_timeout
-        if endpoint.tunnel is not None:
-            self.set_tunnel(*endpoint.tunnel, headers=dict(tunnel_headers))
+        self._tunnel_headers = dict(tunnel_headers)
 
     def connect(self) -> None:
         """Open the TCP connection, the proxy tunnel and TLS, then switch to the read timeout.
@@ -210,7 +209,10 @@ class Connection(http.client.HTTPConnection):
         """
         try:
             super().connect()
+            if self.endpoint.tunnel is not None:
+                self._open_tunnel(*self.endpoint.tunnel)
         except OSError as exc:
+            self.close()
             cause: OSError = exc
             if isinstance(exc, TimeoutError):
                 cause = ConnectTimeoutError(str(exc) or "timed out")
@@ -230,6 +232,29 @@ class Connection(http.client.HTTPConnection):
                 self.close()
                 raise
         self.sock.settimeout(self._read_timeout)
+
+    def _open_tunnel(self, host: str, port: int) -> None:
+        """Ask the proxy for a ``CONNECT`` tunnel to ``host:port`` on the open socket.
+
+        Done here rather than with ``set_tunnel``: http.client's tunnel leaks its socket when
+        the proxy refuses (Python 3.10) and sends IPv6 hosts without brackets (before 3.12).
+
+        Raises:
+            OSError: The proxy refused (``Tunnel connection failed: 407 ...``) or hung up.
+        """
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+        lines += [f"{name}: {value}" for name, value in self._tunnel_headers.items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        answer = http.client.HTTPResponse(self.sock, method="CONNECT")
+        try:
+            answer.begin()  # the status line and headers; a tunnel has no body to read
+        except http.client.HTTPException as exc:
+            raise OSError(f"Tunnel connection failed: not an HTTP answer ({exc!r})") from exc
+        finally:
+            answer.close()
+        if answer.status != http.HTTPStatus.OK:
+            raise OSError(f"Tunnel connection failed: {answer.status} {answer.reason.strip()}")
 
     def is_dropped(self) -> bool:
         """Tell whether an idle connection can no longer be used (closed or sent data)."""

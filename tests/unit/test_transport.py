@@ -127,3 +127,39 @@ def test_url_credentials_become_basic_authorization(url: str, pair: str) -> None
 
 def test_no_authorization_without_credentials() -> None:
     assert "Authorization" not in plan("https://h/x", None, {}).headers
+
+
+def test_the_tunnel_request_brackets_ipv6_hosts_and_carries_proxy_credentials() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        received: list[bytes] = []
+
+        def proxy() -> None:
+            accepted, _ = listener.accept()
+            with accepted:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += accepted.recv(4096)
+                received.append(data)
+                accepted.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                accepted.recv(1)  # until the client hangs up
+
+        thread = threading.Thread(target=proxy)
+        thread.start()
+        connection = Connection(
+            Endpoint("http", "127.0.0.1", port, ("::1", 8443), proxy="http://127.0.0.1"),
+            context=None,
+            connect_timeout=2,
+            read_timeout=2,
+            tunnel_headers={"Proxy-Authorization": basic("u:p")},
+        )
+        connection.connect()
+        connection.close()
+        thread.join()
+
+    assert received == [
+        b"CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n"
+        b"Proxy-Authorization: " + basic("u:p").encode() + b"\r\n\r\n"
+    ]
