@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import io
 import json
 import tarfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -43,7 +43,11 @@ def make_tarball(jujud: bytes) -> bytes:
         info.size = len(jujud)
         info.mode = 0o755
         tar.addfile(info, io.BytesIO(jujud))
-    return gzip.compress(raw.getvalue(), mtime=0)
+    # zlib's own gzip wrapper (modification time 0), as gzip.compress(mtime=0) writes it since
+    # Python 3.11; 3.10's gzip.compress writes another OS byte, which would change the digests
+    # of the committed test trees.
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return packer.compress(raw.getvalue()) + packer.flush()
 
 
 def write_stream(
