@@ -44,7 +44,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO, TypeVar
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
-from urllib.request import url2pathname
 
 from upgrader.errors import InvalidInputError, NotFoundError, StreamError, TransientError
 from upgrader.transport import (
@@ -813,7 +812,7 @@ def _open_file(url: str, parts: SplitResult) -> BinaryIO:
             f"cannot read {url}: file URLs must name a local path (file:///path), "
             f"not host {parts.netloc!r}"
         )
-    path = url2pathname(unquote(parts.path))
+    path = unquote(parts.path)  # decoded once: 'a%2520b' names the file 'a%20b'
     try:
         return open(path, "rb")  # noqa: SIM115 - the caller closes it
     except FileNotFoundError as exc:

@@ -858,6 +858,17 @@ def test_file_document(tmp_path: Path, make_fetcher: Callable[..., Fetcher]) -> 
     assert not document.not_modified
 
 
+def test_file_url_is_percent_decoded_once(
+    tmp_path: Path, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    (tmp_path / "a%20b.json").write_bytes(b"literal")
+    (tmp_path / "a b.json").write_bytes(b"space")
+    fetcher = make_fetcher()
+
+    assert fetcher.get_document((tmp_path / "a%20b.json").as_uri()).body == b"literal"
+    assert fetcher.get_document((tmp_path / "a b.json").as_uri()).body == b"space"
+
+
 def test_missing_file_is_not_found(tmp_path: Path, make_fetcher: Callable[..., Fetcher]) -> None:
     url = (tmp_path / "index2.sjson").as_uri()
 
