@@ -168,12 +168,28 @@ def _basic(parts: SplitResult) -> str | None:
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
+class _FinalResponse(http.client.HTTPResponse):
+    """A response that skips informational answers (``103 Early Hints``) before the final one.
+
+    http.client skips ``100 Continue`` only and would take any other 1xx for the answer.
+    """
+
+    def begin(self) -> None:
+        """Read the status line and headers of the final (non-1xx) response."""
+        super().begin()
+        while 101 < self.status < 200:  # its headers are read; the answer follows
+            self.headers = self.msg = None  # pyright: ignore[reportAttributeAccessIssue]
+            super().begin()
+
+
 class Connection(http.client.HTTPConnection):
     """An HTTP(S) connection with separate connect and read timeouts.
 
     ``timeout`` bounds connecting (TCP, the proxy tunnel and the TLS handshake); once the
     connection is up, every read waits at most ``read_timeout``.
     """
+
+    response_class = _FinalResponse
 
     def __init__(
         self,

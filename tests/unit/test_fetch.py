@@ -1243,3 +1243,30 @@ def test_bad_ca_certificates_name_the_option(pem: str, reason: str) -> None:
 
 def test_good_ca_certificates_pass_the_check(pki: PKI) -> None:
     assert check_ca_certificates(f"\n{pki.ca_pem}\n\n") == pki.ca_pem.strip()
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_an_ipv6_origin_is_tunnelled_with_its_address_in_brackets(
+    proxy: ProxyServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    # The test proxy refuses (403) to tunnel anywhere but 127.0.0.1: nothing reaches ::1.
+    settings = FetchSettings(https_proxy=proxy.url, retries=1)
+
+    with pytest.raises(TransientError, match="Tunnel connection failed: 403"):
+        make_fetcher(settings).get_document("https://[::1]:8443/doc")
+
+    assert proxy.urls == ["CONNECT [::1]:8443"]
+
+
+def test_informational_responses_before_the_answer_are_skipped(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    def early_hints(handler: Handler) -> None:
+        handler.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+        handler.reply(200, b"doc")
+
+    origin.routes["/doc"] = early_hints
+
+    assert make_fetcher().get_document(f"{origin.url}/doc").body == b"doc"
