@@ -47,6 +47,7 @@ from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
 from upgrader.errors import InvalidInputError, NotFoundError, StreamError, TransientError
 from upgrader.transport import (
+    DEFAULT_PORTS,
     ConnectTimeoutError,
     Pool,
     ProxyError,
@@ -549,15 +550,20 @@ class Fetcher:
                 raise StreamError(
                     f"cannot fetch {url}: HTTP {response.status} redirect without a Location"
                 )
-            target = urljoin(current, location)
-            scheme = urlsplit(target).scheme.lower()
+            try:
+                target = urljoin(current, location)
+                scheme = urlsplit(target).scheme.lower()
+            except ValueError as exc:
+                raise StreamError(
+                    f"cannot fetch {url}: redirected to an invalid URL {location!r} ({exc})"
+                ) from exc
             if scheme not in ("http", "https"):
                 raise StreamError(f"cannot fetch {url}: redirected to unsupported URL {target}")
             if urlsplit(current).scheme.lower() == "https" and scheme == "http":
                 raise StreamError(
                     f"cannot fetch {url}: refusing redirect from https to plain http ({target})"
                 )
-            current = target
+            current = _keep_login(current, target)
         raise StreamError(f"cannot fetch {url}: more than {MAX_REDIRECTS} redirects")
 
     def _proxy_for(self, url: str) -> str | None:
@@ -870,6 +876,38 @@ def _response_chunks(
         raise TransientError(
             f"download of {url} broke off after {received} bytes: {_describe(exc, settings)}"
         ) from exc
+
+
+def _keep_login(current: str, target: str) -> str:
+    """Carry the login of ``current`` over to a redirect ``target`` on the same server.
+
+    As requests did: kept when the host, scheme and port stay the same (or http goes to
+    https on the default ports), dropped for any other server.
+
+    Args:
+        current: The URL that answered with the redirect (with its login, if any).
+        target: The absolute URL redirected to.
+
+    Returns:
+        ``target``, with the login of ``current`` when it stays on the same server.
+    """
+    old, new = urlsplit(current), urlsplit(target)
+    if old.username is None or new.username is not None:
+        return target
+    try:
+        old_port, new_port = old.port, new.port
+    except ValueError:
+        return target
+    old_scheme, new_scheme = old.scheme.lower(), new.scheme.lower()
+    same = old_scheme == new_scheme and (old_port or DEFAULT_PORTS[old_scheme]) == (
+        new_port or DEFAULT_PORTS[new_scheme]
+    )
+    upgraded = old_scheme == "http" and new_scheme == "https" and old_port in (None, 80)
+    upgraded = upgraded and new_port in (None, 443)
+    if old.hostname != new.hostname or not (same or upgraded):
+        return target
+    login = old.netloc.rpartition("@")[0]
+    return urlunsplit(new._replace(netloc=f"{login}@{new.netloc}"))
 
 
 def _check_status(url: str, response: Response) -> None:

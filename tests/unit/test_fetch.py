@@ -1270,3 +1270,38 @@ def test_informational_responses_before_the_answer_are_skipped(
     origin.routes["/doc"] = early_hints
 
     assert make_fetcher().get_document(f"{origin.url}/doc").body == b"doc"
+
+
+def test_a_redirect_to_the_same_host_keeps_the_url_credentials(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/old"] = body(b"", status=301, Location=f"{origin.url}/doc")  # absolute
+    origin.routes["/doc"] = body(b"ok")
+    secured = origin.url.replace("http://", "http://user:pw@")
+
+    assert make_fetcher().get_document(f"{secured}/old").body == b"ok"
+
+    expected = "Basic " + base64.b64encode(b"user:pw").decode()
+    assert [seen.headers.get("Authorization") for seen in origin.seen] == [expected, expected]
+
+
+def test_a_redirect_to_another_host_drops_the_url_credentials(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    other = origin.url.replace("127.0.0.1", "127.1")  # another name for 127.0.0.1
+    origin.routes["/old"] = body(b"", status=301, Location=f"{other}/doc")
+    origin.routes["/doc"] = body(b"ok")
+    secured = origin.url.replace("http://", "http://user:pw@")
+
+    assert make_fetcher().get_document(f"{secured}/old").body == b"ok"
+
+    assert origin.seen[1].headers.get("Authorization") is None
+
+
+def test_a_malformed_redirect_location_is_a_stream_error(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/old"] = body(b"", status=302, Location="http://[::1/doc")
+
+    with pytest.raises(StreamError, match="redirected to an invalid URL"):
+        make_fetcher().get_document(f"{origin.url}/old")
