@@ -608,7 +608,7 @@ class Fetcher:
         try:
             while chunk := response.read(64 * 1024):
                 if decoder is not None:  # at most one byte over the limit, to tell it
-                    chunk = decoder.decompress(chunk, limit + 1 - len(body))
+                    chunk, decoder = _decompress(decoder, chunk, limit + 1 - len(body))
                 body += chunk
                 if len(body) > limit:
                     raise StreamError(
@@ -1139,6 +1139,30 @@ def _decoder(url: str, response: Response) -> zlib._Decompress | None:
         f"cannot fetch {url}: the body cannot be decoded (unsupported Content-Encoding "
         f"{encoding!r}; gzip was asked for)"
     )
+
+
+def _decompress(
+    decoder: zlib._Decompress, data: bytes, room: int
+) -> tuple[bytes, zlib._Decompress]:
+    """Decompress ``data`` into at most ``room`` bytes, going on into further gzip members.
+
+    A gzip body may be several gzip members one after the other (RFC 1952), as gzip, curl and
+    requests read it; zlib stops at the end of the first one.
+
+    Returns:
+        The decompressed bytes and the decoder to use for the next data.
+    """
+    out = b""
+    while True:
+        if decoder.eof:
+            data = decoder.unused_data + data
+            if not data or not b"\x1f\x8b".startswith(data[:2]):  # trailing bytes: ignored
+                return out, decoder
+            decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out += decoder.decompress(data, room - len(out))
+        if not (decoder.eof and decoder.unused_data) or len(out) >= room:
+            return out, decoder
+        data = b""
 
 
 def _format_size(size: int) -> str:

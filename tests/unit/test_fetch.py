@@ -1305,3 +1305,31 @@ def test_a_malformed_redirect_location_is_a_stream_error(
 
     with pytest.raises(StreamError, match="redirected to an invalid URL"):
         make_fetcher().get_document(f"{origin.url}/old")
+
+
+def test_a_gzip_document_of_several_members_is_decoded_whole(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    data = gzip.compress(b'{"a": ') + gzip.compress(b"1}")
+    origin.routes["/doc"] = body(data, Content_Encoding="gzip")
+
+    assert make_fetcher().get_document(f"{origin.url}/doc").body == b'{"a": 1}'
+
+
+def test_a_gzip_member_starting_at_a_chunk_boundary_is_decoded(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    first, second = gzip.compress(b'{"a": '), gzip.compress(b"1}")
+
+    def in_pieces(handler: Handler) -> None:  # a read returns at most one chunk
+        handler.send_response(200)
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for piece in (first, second[:1], second[1:]):
+            handler.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        handler.wfile.write(b"0\r\n\r\n")
+
+    origin.routes["/doc"] = in_pieces
+
+    assert make_fetcher().get_document(f"{origin.url}/doc").body == b'{"a": 1}'
