@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import re
 import select
 import ssl
 import threading
@@ -116,9 +117,9 @@ def plan(url: str, proxy: str | None, headers: Mapping[str, str]) -> Target:
     if authorization:
         request_headers["Authorization"] = authorization
     request_headers.update(headers)
-    path = quote(parts.path or "/", safe=_SAFE_PATH)
+    path = _quote(parts.path or "/")
     if parts.query:
-        path += "?" + quote(parts.query, safe=_SAFE_PATH)
+        path += "?" + _quote(parts.query)
     if proxy is None:
         endpoint = Endpoint(scheme, host, port, tls_host=host if scheme == "https" else None)
         return Target(endpoint, path, request_headers, {})
@@ -139,6 +140,13 @@ def plan(url: str, proxy: str | None, headers: Mapping[str, str]) -> Target:
     tls_host = via_host if via_scheme == "https" else None
     endpoint = Endpoint(via_scheme, via_host, via_port, tls_host=tls_host, proxy=proxy)
     return Target(endpoint, absolute, request_headers | via_auth, {})
+
+
+def _quote(text: str) -> str:
+    """Percent-encode a path or query, keeping its escapes unless a ``%`` is not one."""
+    if re.search("%(?![0-9A-Fa-f]{2})", text):  # as requests does: then encode every "%"
+        return quote(text, safe=_SAFE_PATH.replace("%", ""))
+    return quote(text, safe=_SAFE_PATH)
 
 
 def _ascii_host(parts: SplitResult) -> str:

@@ -163,3 +163,9 @@ def test_the_tunnel_request_brackets_ipv6_hosts_and_carries_proxy_credentials() 
         b"CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n"
         b"Proxy-Authorization: " + basic("u:p").encode() + b"\r\n\r\n"
     ]
+
+
+def test_a_percent_sign_that_is_not_an_escape_is_encoded() -> None:
+    # As requests did: "100%.tgz" is not a valid request target (servers answer 400).
+    assert plan("http://h/100%.tgz?q=5%", None, {}).request_target == "/100%25.tgz?q=5%25"
+    assert plan("http://h/a%20b", None, {}).request_target == "/a%20b"
