@@ -284,11 +284,12 @@ class Connection(http.client.HTTPConnection):
         """Tell whether an idle connection can no longer be used (closed or sent data)."""
         if self.sock is None:
             return True
+        poller = select.poll()  # not select(): it fails for descriptors >= 1024
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            poller.register(self.sock, select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
 
 class Response:

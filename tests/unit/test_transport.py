@@ -7,6 +7,8 @@ a real proxy; these cover what they cannot observe from outside.
 from __future__ import annotations
 
 import base64
+import os
+import resource
 import socket
 import threading
 import time
@@ -169,3 +171,35 @@ def test_a_percent_sign_that_is_not_an_escape_is_encoded() -> None:
     # As requests did: "100%.tgz" is not a valid request target (servers answer 400).
     assert plan("http://h/100%.tgz?q=5%", None, {}).request_target == "/100%25.tgz?q=5%25"
     assert plan("http://h/a%20b", None, {}).request_target == "/a%20b"
+
+
+def test_an_idle_connection_on_a_high_descriptor_is_still_checked() -> None:
+    # select() cannot watch descriptors >= 1024; a busy process has them.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft <= 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        connection = Connection(
+            Endpoint("http", "127.0.0.1", listener.getsockname()[1]),
+            context=None,
+            connect_timeout=2,
+            read_timeout=2,
+            tunnel_headers={},
+        )
+        connection.connect()
+        assert connection.sock is not None
+        low = connection.sock
+        connection.sock = socket.socket(fileno=os.dup2(low.fileno(), 2000))
+        low.close()
+        accepted, _ = listener.accept()
+        try:
+            assert connection.sock.fileno() == 2000
+            assert not connection.is_dropped()
+            accepted.close()
+            time.sleep(0.05)
+            assert connection.is_dropped()
+        finally:
+            connection.close()
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
