@@ -198,32 +198,6 @@ def verify_clearsigned(data: bytes, keys: str, *, source: str) -> bytes:
             ) from exc
 
 
-def unverified_text(data: bytes) -> bytes | None:
-    """The text a cleartext-signed document carries, read without checking the signature.
-
-    For work that can start before :func:`verify_clearsigned` finishes (parsing a large
-    products file while gpgv checks it): the result must be trusted only once the text
-    ``verify_clearsigned`` returns for the same document is equal to it, byte for byte.
-
-    Args:
-        data: The document as fetched.
-
-    Returns:
-        The lines between the armour headers and the signature, dash-escaping undone, as gpgv
-        writes them; None when the document is not one plain signed block.
-    """
-    lines = data.splitlines(keepends=True)
-    markers = [n for n, line in enumerate(lines) if line.startswith(b"-----")]
-    if len(markers) != 3 or lines[markers[0]].rstrip() != _BEGIN_MESSAGE:
-        return None
-    try:
-        blank = next(n for n in range(markers[0] + 1, markers[1]) if not lines[n].strip())
-    except StopIteration:
-        return None
-    body = lines[blank + 1 : markers[1]]
-    return b"".join(line[2:] if line.startswith(b"- ") else line for line in body)
-
-
 def _keyring_for(keys: str) -> _Keyring:
     """The keyring of ``keys``, built with gpg the first time this key text is seen.
 

@@ -62,12 +62,11 @@ import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidInputError, NotFoundError, SignatureError, StreamError
-from .signing import juju_release_key, unverified_text, verify_clearsigned
+from .signing import juju_release_key, verify_clearsigned
 from .versions import BinaryVersion, Version, parse
 
 DEFAULT_STREAM_URL = "https://streams.canonical.com/juju/tools"
@@ -767,10 +766,12 @@ def _read_metadata(
             raise _NoMetadataError(
                 f"the signed index {index_url} names {products_url}, which was not found"
             ) from None
-        if keys is None:
-            entries = parse_products(products.body, products_url, stream)
-        else:
-            entries = _verified_products(products.body, keys, products_url, stream)
+        products_text = (
+            products.body
+            if keys is None
+            else verify_clearsigned(products.body, keys, source=products_url)
+        )
+        entries = parse_products(products_text, products_url, stream)
         return StreamContents(
             base_url,
             stream,
@@ -781,31 +782,6 @@ def _read_metadata(
             validators=index.validators,
         )
     raise _NoMetadataError(_tried(tried))
-
-
-def _verified_products(body: bytes, keys: str, url: str, stream: str) -> list[AgentEntry]:
-    """Verify a signed products file and parse it, the two at the same time.
-
-    gpgv checks the signature in its own process while this one parses the text inside the
-    signature block. The entries are returned only when the text gpgv reports as signed is
-    byte for byte the text that was parsed; otherwise the signed text is parsed. Failures
-    come in the same order as one after the other: the signature's first, then the text's.
-
-    Raises:
-        SignatureError: the signature does not verify against ``keys``.
-        StreamError: the signed text is not a valid products file.
-    """
-    with ThreadPoolExecutor(1, thread_name_prefix="gpgv") as pool:
-        verifying = pool.submit(verify_clearsigned, body, keys, source=url)
-        guess = unverified_text(body)
-        try:
-            early = None if guess is None else parse_products(guess, url, stream)
-        except StreamError:
-            early = None  # the verified text decides what to report
-        signed = verifying.result()
-    if early is not None and signed == guess:
-        return early
-    return parse_products(signed, url, stream)
 
 
 def check_for_changes(validators: Validators, source: DocumentSource | Getter) -> bool:

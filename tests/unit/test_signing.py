@@ -33,35 +33,6 @@ def test_good_signature_returns_exactly_the_signed_text(keys: Keys, signed: byte
     assert signing.verify_clearsigned(signed, keys.alice.armoured, source=URL) == DOCUMENT
 
 
-@pytest.mark.parametrize(
-    "document",
-    [
-        DOCUMENT,
-        b"- a dash-escaped line\n-----BEGIN PGP SIGNATURE-----\n--\n{\n}\n",
-        b"no final newline",
-        b"crlf\r\nlines\r\n",
-    ],
-)
-def test_the_unverified_text_is_what_gpgv_reports_as_signed(keys: Keys, document: bytes) -> None:
-    data = b"text before\n" + keys.signer.clearsign(document, keys.alice)
-
-    verified = signing.verify_clearsigned(data, keys.alice.armoured, source=URL)
-
-    assert signing.unverified_text(data) == verified
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        b'{"plain": "json"}',
-        b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n",
-        b"-----BEGIN PGP SIGNATURE-----\n-----BEGIN PGP SIGNED MESSAGE-----\n\nx\n-----END",
-    ],
-)
-def test_unverified_text_of_a_document_that_is_not_one_plain_signed_block(data: bytes) -> None:
-    assert signing.unverified_text(data) is None
-
-
 def test_text_before_the_signed_message_is_not_returned(keys: Keys, signed: bytes) -> None:
     data = b'{"evil": true}\nsome words\n' + signed
 

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from support.gpg import NEEDS_GPG, Keys, sign_stream
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
-from upgrader import streams
 from upgrader.errors import (
     InvalidInputError,
     NotFoundError,
@@ -106,37 +105,6 @@ def test_only_the_signed_text_is_parsed(signed_root: Path, gpg_keys: Keys) -> No
         contents = read_stream(url, "released", fetcher, trust=alice(gpg_keys))
 
     assert contents.verified and entries(contents) == EXPECTED
-
-
-def test_a_products_file_parsed_while_gpgv_runs_is_used_only_if_it_is_the_signed_text(
-    signed_root: Path, gpg_keys: Keys, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The text read before verification ends is a guess: the signed text has the last word."""
-    guesses: list[bytes | None] = []
-    real = streams.unverified_text
-
-    def forged(data: bytes) -> bytes | None:
-        guess = real(data)
-        guesses.append(guess)
-        return None if guess is None else guess.replace(b"amd64", b"s390x")  # valid, not signed
-
-    monkeypatch.setattr(streams, "unverified_text", forged)
-    with serve_directory(signed_root) as url, Fetcher() as fetcher:
-        contents = read_stream(url, "released", fetcher, trust=alice(gpg_keys))
-
-    assert contents.verified and entries(contents) == EXPECTED
-    assert guesses and guesses[0] is not None
-
-
-def test_a_products_file_parsed_while_gpgv_runs_is_refused_if_the_signature_is_bad(
-    signed_root: Path, gpg_keys: Keys
-) -> None:
-    path = signed_root / f"{PRODUCTS}.sjson"
-    path.write_bytes(path.read_bytes().replace(b"amd64", b"arm64", 1))  # still a valid file
-
-    with serve_directory(signed_root) as url, Fetcher() as fetcher:
-        with pytest.raises(SignatureError, match="bad signature"):
-            read_stream(url, "released", fetcher, trust=alice(gpg_keys))
 
 
 def test_signed_legacy_index_is_used_when_index2_is_missing(
