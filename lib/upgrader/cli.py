@@ -301,8 +301,8 @@ def _trust_options(parser: argparse.ArgumentParser) -> None:
         "--ca-certificates",
         type=_arg_type(_ca_file),
         metavar="FILE",
-        help="PEM certificates of a private CA to trust for an https --stream-url, besides "
-        "the machine's trust store and certifi's bundle",
+        help="PEM certificates of a private CA to trust for an https --stream-url or an "
+        "https:// proxy, besides the machine's trust store and certifi's bundle",
     )
 
 

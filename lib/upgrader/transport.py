@@ -9,26 +9,35 @@ version of four agent binaries (see ``benchmarks/README.md``).
   a sync pays one TCP/TLS handshake per download thread, not one per file. A connection goes
   back to the pool only when its response was read to the end and the server keeps it
   open; an idle connection the server has closed in the meantime is noticed before reuse.
-* Connecting is bounded by the connect timeout (TCP, proxy tunnel and TLS handshake); every
-  read after that by the read timeout, so a server that stalls mid-body is cut off.
-* ``http://`` URLs go through an HTTP proxy as absolute-URI requests; ``https://`` URLs
-  through a ``CONNECT`` tunnel, so TLS stays end to end. Proxy credentials from the proxy
-  URL are sent as ``Proxy-Authorization``; credentials in a URL as ``Authorization`` (Basic).
-* TLS is always verified, against the machine's trust store, certifi's bundle and the
-  operator's extra CA certificates.
+* Connecting is bounded by the connect timeout (TCP, TLS to an ``https://`` proxy, proxy
+  tunnel and TLS handshake); every read after that by the read timeout, so a server that
+  stalls mid-body is cut off.
+* ``http://`` URLs go through a proxy as absolute-URI requests; ``https://`` URLs through a
+  ``CONNECT`` tunnel, so TLS stays end to end. An ``https://`` proxy is spoken to over TLS;
+  for an ``https://`` URL the origin's TLS then runs inside the proxy's ("TLS in TLS",
+  :class:`InnerTLSSocket`). Proxy credentials from the proxy URL are sent as
+  ``Proxy-Authorization``; credentials in a URL as ``Authorization`` (Basic).
+* TLS is always verified, the proxy's as well as the origin's, against the machine's trust
+  store, certifi's bundle and the operator's extra CA certificates.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
+import io
 import re
 import select
 import ssl
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -37,6 +46,11 @@ MAX_IDLE = 16
 
 _SAFE_PATH = "!#$%&'()*+,/:;=?@[]~"
 """Characters left as they are in a request target; others are percent-encoded (UTF-8)."""
+
+_RECV_SIZE = 65536
+"""Most bytes read from the proxy's TLS connection at once for the TLS inside it."""
+
+_T = TypeVar("_T")
 
 
 class ConnectTimeoutError(TimeoutError):
@@ -59,7 +73,7 @@ class ProxyError(OSError):
 
 
 class UnsupportedRequestError(ValueError):
-    """The request cannot be made as asked (an https proxy for an https URL, a bad host)."""
+    """The request cannot be made as asked (a host name that cannot be encoded, a bad URL)."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +85,12 @@ class Endpoint:
         host: Host to connect to (IDNA-encoded), the proxy's when there is one.
         port: Port to connect to.
         tunnel: ``(host, port)`` of the origin when an https URL is tunnelled via a proxy.
-        tls_host: Name the TLS certificate must match, or None for plain HTTP.
+        tls_host: Name the certificate of the server that answers the requests must match
+            (the origin's when tunnelled, else the host connected to), or None for plain HTTP.
         proxy: The proxy URL, or None for a direct connection.
+        proxy_tls_host: Name the proxy's certificate must match when the tunnel runs over TLS
+            to the proxy (an https:// proxy for an https URL: the origin's TLS, ``tls_host``,
+            then runs inside it), else None.
     """
 
     scheme: str
@@ -81,6 +99,7 @@ class Endpoint:
     tunnel: tuple[str, int] | None = None
     tls_host: str | None = None
     proxy: str | None = None
+    proxy_tls_host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,8 +124,7 @@ def plan(url: str, proxy: str | None, headers: Mapping[str, str]) -> Target:
         The request to make.
 
     Raises:
-        UnsupportedRequestError: The host cannot be encoded, or ``proxy`` is an ``https://``
-            proxy for an ``https`` URL (TLS inside TLS is not supported).
+        UnsupportedRequestError: The host cannot be encoded.
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -129,12 +147,10 @@ def plan(url: str, proxy: str | None, headers: Mapping[str, str]) -> Target:
     via_port = via.port or DEFAULT_PORTS[via_scheme]
     via_auth = {"Proxy-Authorization": auth} if (auth := _basic(via)) else {}
     if scheme == "https":
-        if via_scheme == "https":
-            raise UnsupportedRequestError(
-                "an https:// proxy cannot tunnel https URLs here; give the proxy as "
-                "http://host:port (the tunnelled connection is still TLS end to end)"
-            )
-        endpoint = Endpoint("http", via_host, via_port, (host, port), host, proxy)
+        proxy_tls_host = via_host if via_scheme == "https" else None
+        endpoint = Endpoint(
+            via_scheme, via_host, via_port, (host, port), host, proxy, proxy_tls_host
+        )
         return Target(endpoint, path, request_headers, via_auth)
     absolute = urlunsplit(("http", request_headers["Host"], path, "", ""))
     tls_host = via_host if via_scheme == "https" else None
@@ -190,11 +206,183 @@ class _FinalResponse(http.client.HTTPResponse):
             super().begin()
 
 
+class InnerTLSSocket:
+    """TLS to the origin inside the TLS connection to an ``https://`` proxy ("TLS in TLS").
+
+    The ssl module cannot wrap an :class:`ssl.SSLSocket` in another, so the inner TLS runs on
+    memory buffers (:meth:`ssl.SSLContext.wrap_bio`) whose records travel over the outer
+    socket. This offers what http.client and :class:`Connection` use of a socket: ``sendall``,
+    ``recv``, ``recv_into``, ``makefile("rb")``, ``settimeout``, ``gettimeout``, ``fileno`` and
+    ``close``. Timeouts are the outer socket's, so a read that waits too long raises
+    TimeoutError as on a plain socket; the end of the stream (TLS ``close_notify`` or EOF)
+    reads as ``b""``. Handshake failures raise the same ssl errors as a direct connection.
+    """
+
+    def __init__(
+        self, outer: ssl.SSLSocket, context: ssl.SSLContext, server_hostname: str
+    ) -> None:
+        """Prepare TLS to ``server_hostname`` over ``outer``; :meth:`do_handshake` starts it.
+
+        Args:
+            outer: The TLS connection to the proxy, with the tunnel to the origin open.
+            context: The verifying TLS context.
+            server_hostname: Name the origin's certificate must match.
+        """
+        self._outer = outer
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(
+            self._incoming, self._outgoing, server_hostname=server_hostname
+        )
+        self._readers = 0
+        self._closed = False
+
+    def do_handshake(self) -> None:
+        """Run the TLS handshake with the origin, within the outer socket's timeout.
+
+        Raises:
+            ssl.SSLCertVerificationError: The origin's certificate is not trusted.
+            ssl.SSLError: Other TLS failures.
+            OSError: The outer connection failed or timed out (TimeoutError).
+        """
+        self._run(self._tls.do_handshake)
+
+    def sendall(self, data: ReadableBuffer) -> None:
+        """Encrypt and send all of ``data``.
+
+        Raises:
+            OSError: The connection failed or timed out (TimeoutError).
+        """
+        view = memoryview(data).cast("B")
+        while len(view):
+            view = view[self._run(functools.partial(self._tls.write, view)) :]
+
+    def recv(self, bufsize: int) -> bytes:
+        """Receive up to ``bufsize`` decrypted bytes; ``b""`` at the end of the stream.
+
+        Raises:
+            OSError: The connection failed or timed out (TimeoutError).
+        """
+        try:
+            return self._run(functools.partial(self._tls.read, bufsize))
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return b""
+
+    def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0) -> int:
+        """Receive decrypted bytes into ``buffer``; 0 at the end of the stream.
+
+        Args:
+            buffer: Where to put them.
+            nbytes: Most bytes to receive; 0 for the size of ``buffer``.
+
+        Returns:
+            How many bytes were received.
+
+        Raises:
+            OSError: The connection failed or timed out (TimeoutError).
+        """
+        view = memoryview(buffer).cast("B")
+        read = functools.partial(self._tls.read, nbytes or len(view), view)
+        try:
+            return cast("int", self._run(read))  # with a buffer, read() returns the count
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return 0
+
+    def makefile(self, mode: str = "rb") -> io.BufferedReader:
+        """Return a buffered reader of the decrypted stream (the only mode http.client uses).
+
+        The connection stays open until the reader is closed too, as with a socket's files.
+        """
+        if mode != "rb":
+            raise ValueError(f"only mode 'rb' is supported, not {mode!r}")
+        self._readers += 1
+        return io.BufferedReader(_InnerTLSReader(self))
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Set the timeout of every later operation (the outer socket's)."""
+        self._outer.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        """Return the timeout of operations (the outer socket's)."""
+        return self._outer.gettimeout()
+
+    def fileno(self) -> int:
+        """Return the outer socket's descriptor (-1 once closed), for polling."""
+        return self._outer.fileno()
+
+    def close(self) -> None:
+        """Close both layers, once no reader from :meth:`makefile` is open any more."""
+        self._closed = True
+        if self._readers == 0:
+            self._outer.close()
+
+    def _release_reader(self) -> None:
+        """Note that a reader from :meth:`makefile` was closed."""
+        self._readers -= 1
+        if self._closed and self._readers == 0:
+            self._outer.close()
+
+    def _run(self, operation: Callable[[], _T]) -> _T:
+        """Run a TLS operation, moving records over the outer socket until it completes."""
+        while True:
+            try:
+                result = operation()
+            except ssl.SSLWantReadError:
+                self._flush()
+                if self._incoming.eof:
+                    raise ssl.SSLEOFError("EOF occurred in violation of protocol") from None
+                data = self._outer.recv(_RECV_SIZE)
+                if data:
+                    self._incoming.write(data)
+                else:
+                    self._incoming.write_eof()
+                continue
+            except ssl.SSLError:
+                try:
+                    self._flush()  # the alert, so that the origin learns why, as over TCP
+                except OSError:
+                    pass
+                raise
+            self._flush()
+            return result
+
+    def _flush(self) -> None:
+        """Send the TLS records waiting to go out."""
+        if self._outgoing.pending:
+            self._outer.sendall(self._outgoing.read())
+
+
+class _InnerTLSReader(io.RawIOBase):
+    """The raw stream under :meth:`InnerTLSSocket.makefile`."""
+
+    def __init__(self, connection: InnerTLSSocket) -> None:
+        """Read from ``connection``."""
+        super().__init__()
+        self._connection: InnerTLSSocket | None = connection
+
+    def readable(self) -> bool:
+        """Tell that the stream can be read."""
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        """Read decrypted bytes into ``buffer``; 0 at the end of the stream."""
+        if self._connection is None:
+            raise ValueError("I/O operation on closed file")
+        return self._connection.recv_into(buffer)
+
+    def close(self) -> None:
+        """Close the stream; the connection closes once it is closed too and no reader is open."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection._release_reader()  # noqa: SLF001 - its own helper
+        super().close()
+
+
 class Connection(http.client.HTTPConnection):
     """An HTTP(S) connection with separate connect and read timeouts.
 
-    ``timeout`` bounds connecting (TCP, the proxy tunnel and the TLS handshake); once the
-    connection is up, every read waits at most ``read_timeout``.
+    ``timeout`` bounds connecting (TCP, TLS to an https:// proxy, the proxy tunnel and the TLS
+    handshake); once the connection is up, every read waits at most ``read_timeout``.
     """
 
     response_class = _FinalResponse
@@ -212,7 +400,8 @@ class Connection(http.client.HTTPConnection):
 
         Args:
             endpoint: Where to connect.
-            context: TLS context, required when ``endpoint.tls_host`` is set.
+            context: TLS context, required when ``endpoint.tls_host`` or
+                ``endpoint.proxy_tls_host`` is set.
             connect_timeout: Seconds allowed for connecting.
             read_timeout: Seconds allowed for each read afterwards.
             tunnel_headers: Headers for the ``CONNECT`` request (proxy authorization).
@@ -226,13 +415,22 @@ class Connection(http.client.HTTPConnection):
     def connect(self) -> None:
         """Open the TCP connection, the proxy tunnel and TLS, then switch to the read timeout.
 
+        With an https:// proxy for an https URL: TCP, TLS to the proxy, the tunnel, then TLS
+        to the origin inside the proxy's (:class:`InnerTLSSocket`).
+
         Raises:
-            ProxyError: The proxy could not be reached or refused the tunnel.
+            ProxyError: The proxy could not be reached, its TLS failed (its certificate
+                verification error is the cause), or it refused the tunnel.
             ConnectTimeoutError: Connecting to the origin took longer than the connect timeout.
             OSError: Other connection failures (refused, unresolvable, TLS).
         """
         try:
             super().connect()
+            if self.endpoint.proxy_tls_host is not None:
+                assert self._context is not None  # noqa: S101 - guaranteed by Pool
+                self.sock = self._context.wrap_socket(
+                    self.sock, server_hostname=self.endpoint.proxy_tls_host
+                )
             if self.endpoint.tunnel is not None:
                 self._open_tunnel(*self.endpoint.tunnel)
         except OSError as exc:
@@ -246,9 +444,14 @@ class Connection(http.client.HTTPConnection):
         if self.endpoint.tls_host is not None:
             assert self._context is not None  # noqa: S101 - guaranteed by Pool
             try:
-                self.sock = self._context.wrap_socket(
-                    self.sock, server_hostname=self.endpoint.tls_host
-                )
+                if isinstance(self.sock, ssl.SSLSocket):  # TLS to the proxy: TLS in TLS
+                    inner = InnerTLSSocket(self.sock, self._context, self.endpoint.tls_host)
+                    inner.do_handshake()
+                    self.sock = inner
+                else:
+                    self.sock = self._context.wrap_socket(
+                        self.sock, server_hostname=self.endpoint.tls_host
+                    )
             except TimeoutError as exc:
                 self.close()
                 raise ConnectTimeoutError("TLS handshake timed out") from exc
@@ -434,7 +637,9 @@ class Pool:
 
     def _new(self, target: Target) -> Connection:
         """Create (unopened) a connection for the target; it connects on the first request."""
-        context = self._tls_context() if target.endpoint.tls_host is not None else None
+        endpoint = target.endpoint
+        tls = endpoint.tls_host is not None or endpoint.proxy_tls_host is not None
+        context = self._tls_context() if tls else None
         return Connection(
             target.endpoint,
             context=context,

@@ -1,7 +1,8 @@
 """A real forward HTTP proxy on 127.0.0.1 that records what it was asked for.
 
 ``running_proxy()`` runs it as a separate process (this file is also a script), the way a
-proxy really sits beside the charm; ``ProxyServer`` is the same proxy in a thread.
+proxy really sits beside the charm; ``ProxyServer`` is the same proxy in a thread, which can
+also listen with TLS (an ``https://`` proxy).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import http.client
 import http.server
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -89,7 +91,10 @@ def _relay(client: socket.socket, upstream: socket.socket) -> None:
     """Copy bytes between two sockets until either closes or both are idle for 10 s."""
     sockets = [client, upstream]
     while True:
-        readable, _, _ = select.select(sockets, [], [], 10)
+        # A TLS socket may hold decrypted bytes that select() cannot see.
+        readable = [s for s in sockets if isinstance(s, ssl.SSLSocket) and s.pending()]
+        if not readable:
+            readable, _, _ = select.select(sockets, [], [], 10)
         if not readable:
             return
         for source in readable:
@@ -113,13 +118,30 @@ class ProxyServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, log: Path | None = None) -> None:
-        """Listen on a free port of 127.0.0.1; append each URL asked for to ``log`` too."""
+    def __init__(self, log: Path | None = None, tls: ssl.SSLContext | None = None) -> None:
+        """Listen on a free port of 127.0.0.1; append each URL asked for to ``log`` too.
+
+        With ``tls`` (a server context), clients speak TLS to the proxy: an https:// proxy.
+        """
         super().__init__(("127.0.0.1", 0), ProxyHandler)
         self.urls: list[str] = []
         self.authorizations: list[str | None] = []
         self.required: str | None = None
+        self.tls = tls
         self._log = log
+
+    def finish_request(self, request, client_address) -> None:  # noqa: ANN001 - stdlib hook
+        """Serve one connection, after a TLS handshake when the proxy listens with TLS."""
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        assert isinstance(request, socket.socket)
+        try:
+            connection = self.tls.wrap_socket(request, server_side=True)
+        except OSError:  # the client refused the certificate or hung up: nothing to serve
+            return
+        with connection:
+            super().finish_request(connection, client_address)
 
     def record(self, url: str) -> None:
         """Remember a URL asked for (before the request is forwarded)."""
@@ -131,7 +153,7 @@ class ProxyServer(http.server.ThreadingHTTPServer):
     @property
     def url(self) -> str:
         """The proxy URL to configure."""
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server_address[1]}"
 
 
 class ProxyProcess:

@@ -1214,16 +1214,209 @@ def test_proxy_refusing_the_tunnel_is_reported_with_its_status(
     assert "wrong" not in str(caught.value)
 
 
-def test_https_proxy_for_https_urls_is_refused_with_the_accepted_form(
-    tls_server: OriginServer, proxy: ProxyServer, make_fetcher: Callable[..., Fetcher]
-) -> None:
-    settings = FetchSettings(https_proxy="https://127.0.0.1:9", retries=1)
+@pytest.fixture(scope="module")
+def other_pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    """A second CA, which the `pki` servers' certificates do not chain to."""
+    return make_pki(tmp_path_factory.mktemp("other-pki"))
 
-    with pytest.raises(StreamError, match="give the proxy as http://host:port") as caught:
-        make_fetcher(settings).get_document(f"{tls_server.url}/doc")
+
+@pytest.fixture(scope="module")
+def tls_proxy_server(pki: PKI) -> Iterator[ProxyServer]:
+    server = ProxyServer(tls=pki.server_context())
+    with serving(server):
+        yield server
+
+
+@pytest.fixture
+def tls_proxy(tls_proxy_server: ProxyServer) -> ProxyServer:
+    """An https:// proxy whose certificate comes from `pki`, as the TLS origin's does."""
+    tls_proxy_server.urls.clear()
+    tls_proxy_server.authorizations.clear()
+    tls_proxy_server.required = None
+    return tls_proxy_server
+
+
+@pytest.fixture
+def other_tls_proxy(other_pki: PKI) -> Iterator[ProxyServer]:
+    """An https:// proxy whose certificate comes from `other_pki`."""
+    server = ProxyServer(tls=other_pki.server_context())
+    with serving(server):
+        yield server
+
+
+def test_https_through_an_https_proxy_is_tls_in_tls(
+    tls_server: OriginServer,
+    pki: PKI,
+    tls_proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+) -> None:
+    settings = FetchSettings(https_proxy=tls_proxy.url, ca_certificates=pki.ca_pem, retries=1)
+    fetcher = make_fetcher(settings)
+    before = len(tls_server.seen)
+
+    assert fetcher.get_document(f"{tls_server.url}/doc").body == b"secure"
+    with fetcher.open_download(f"{tls_server.url}/doc") as download:
+        assert b"".join(download.iter_chunks()) == b"secure"
+
+    assert tls_proxy.url.startswith("https://")
+    assert tls_proxy.urls == [f"CONNECT 127.0.0.1:{tls_server.server_address[1]}"]
+    assert tls_proxy.authorizations == [None]
+    seen = tls_server.seen[before:]
+    assert [s.path for s in seen] == ["/doc", "/doc"]
+    assert seen[0].port == seen[1].port  # one tunnel, kept alive for the second request
+
+
+def test_https_proxy_credentials_are_sent_as_proxy_authorization(
+    tls_server: OriginServer,
+    pki: PKI,
+    tls_proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+) -> None:
+    tls_proxy.required = "Basic " + base64.b64encode(b"user:hunter2").decode()
+    port = tls_proxy.server_address[1]
+    settings = FetchSettings(
+        https_proxy=f"https://user:hunter2@127.0.0.1:{port}",
+        ca_certificates=pki.ca_pem,
+        retries=1,
+    )
+
+    assert make_fetcher(settings).get_document(f"{tls_server.url}/doc").body == b"secure"
+
+    assert tls_proxy.urls == [f"CONNECT 127.0.0.1:{tls_server.server_address[1]}"]
+    assert tls_proxy.authorizations == [tls_proxy.required]
+
+
+def test_a_body_that_ends_when_the_origin_closes_through_an_https_proxy(
+    tls_server: OriginServer,
+    pki: PKI,
+    tls_proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+) -> None:
+    # No Content-Length: the body ends with the connection, which http.client hands over
+    # to the response while the body is still to be read.
+    def until_close(handler: Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(BLOB)
+        handler.close_connection = True
+
+    tls_server.routes["/until-close"] = until_close
+    settings = FetchSettings(https_proxy=tls_proxy.url, ca_certificates=pki.ca_pem, retries=1)
+    fetcher = make_fetcher(settings)
+    try:
+        assert fetcher.get_document(f"{tls_server.url}/until-close").body == BLOB
+        with fetcher.open_download(f"{tls_server.url}/until-close") as download:
+            assert b"".join(download.iter_chunks(1000)) == BLOB
+    finally:
+        del tls_server.routes["/until-close"]
+
+    assert len(tls_proxy.urls) == 2  # a new tunnel for each: the origin closed the first
+
+
+def test_an_untrusted_https_proxy_certificate_is_refused(
+    tls_server: OriginServer,
+    pki: PKI,
+    other_tls_proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+) -> None:
+    # The origin's CA is trusted, the proxy's is not.
+    settings = FetchSettings(https_proxy=other_tls_proxy.url, ca_certificates=pki.ca_pem)
+    url = f"{tls_server.url}/doc"
+    before = len(tls_server.seen)
+
+    with pytest.raises(StreamError) as caught:
+        make_fetcher(settings).get_document(url)
 
     assert not isinstance(caught.value, TransientError)
-    assert proxy.urls == []
+    message = str(caught.value)
+    assert message.startswith(f"cannot fetch {url}: TLS certificate verify failed: ")
+    assert "add that CA to ca-certificates" in message
+    assert other_tls_proxy.urls == []  # refused before any CONNECT
+    assert len(tls_server.seen) == before
+
+
+def test_an_untrusted_origin_through_an_https_proxy_is_refused(
+    tls_server: OriginServer,
+    other_pki: PKI,
+    other_tls_proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+) -> None:
+    # The proxy's CA is trusted, the origin's is not.
+    settings = FetchSettings(https_proxy=other_tls_proxy.url, ca_certificates=other_pki.ca_pem)
+    url = f"{tls_server.url}/doc"
+    before = len(tls_server.seen)
+
+    with pytest.raises(StreamError) as caught:
+        make_fetcher(settings).get_document(url)
+
+    assert not isinstance(caught.value, TransientError)
+    message = str(caught.value)
+    assert message.startswith(f"cannot fetch {url}: TLS certificate verify failed: ")
+    assert "add that CA to ca-certificates" in message
+    assert other_tls_proxy.urls == [f"CONNECT 127.0.0.1:{tls_server.server_address[1]}"]
+    assert len(tls_server.seen) == before
+
+
+def test_a_stalled_origin_through_an_https_proxy_is_cut_by_the_read_timeout(
+    tls_server: OriginServer,
+    pki: PKI,
+    tls_proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+) -> None:
+    tls_server.routes["/stall.tgz"] = stall(declared=len(BLOB), sent=BLOB[:4096])
+    tls_server.release = threading.Event()
+    settings = FetchSettings(
+        https_proxy=tls_proxy.url, ca_certificates=pki.ca_pem, read_timeout=0.3
+    )
+    received = bytearray()
+    started = time.monotonic()
+    try:
+        with make_fetcher(settings).open_download(f"{tls_server.url}/stall.tgz") as download:
+            with pytest.raises(TransientError) as caught:
+                for chunk in download.iter_chunks(1024):
+                    received += chunk
+    finally:
+        tls_server.release.set()
+        del tls_server.routes["/stall.tgz"]
+
+    assert received == BLOB[:4096]
+    assert "no data received for 0.3 s (read timeout)" in str(caught.value)
+    assert time.monotonic() - started < 3
+
+
+def test_an_origin_silent_through_an_https_proxy_is_cut_by_the_connect_timeout(
+    pki: PKI, tls_proxy: ProxyServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    # The proxy's tunnel is up, but the origin never answers the TLS handshake inside it.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        settings = FetchSettings(
+            https_proxy=tls_proxy.url, ca_certificates=pki.ca_pem, connect_timeout=0.3, retries=1
+        )
+        started = time.monotonic()
+
+        with pytest.raises(TransientError) as caught:
+            make_fetcher(settings).get_document(f"https://127.0.0.1:{port}/doc")
+
+    assert time.monotonic() - started < 3
+    assert str(caught.value).endswith("timed out connecting (connect timeout 0.3 s)")
+    assert tls_proxy.urls == [f"CONNECT 127.0.0.1:{port}"]
+
+
+def test_http_through_an_https_proxy(
+    origin: OriginServer, pki: PKI, tls_proxy: ProxyServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = body(b"via tls proxy")
+    settings = FetchSettings(http_proxy=tls_proxy.url, ca_certificates=pki.ca_pem, retries=1)
+    url = f"{origin.url}/doc"
+
+    assert make_fetcher(settings).get_document(url).body == b"via tls proxy"
+
+    assert tls_proxy.urls == [url]
+    assert origin.seen[0].headers.get("Via") == "1.1 test-proxy"
 
 
 @pytest.mark.parametrize(

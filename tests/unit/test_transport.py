@@ -62,6 +62,8 @@ def test_https_through_a_proxy_is_tunnelled() -> None:
     assert target.endpoint.tunnel == ("streams.example.com", 443)
     assert (target.endpoint.host, target.endpoint.port) == ("squid", 3128)
     assert target.endpoint.tls_host == "streams.example.com"
+    assert target.endpoint.scheme == "http"
+    assert target.endpoint.proxy_tls_host is None  # plain HTTP to the proxy
     assert target.request_target == "/x"
     assert "Proxy-Authorization" not in target.headers  # the proxy sees only CONNECT
     assert target.tunnel_headers == {"Proxy-Authorization": basic("pu:pp")}
@@ -75,9 +77,33 @@ def test_http_through_an_https_proxy_speaks_tls_to_the_proxy() -> None:
     )
 
 
-def test_https_through_an_https_proxy_is_refused() -> None:
-    with pytest.raises(UnsupportedRequestError, match="give the proxy as http://host:port"):
-        plan("https://streams.example.com/x", "https://squid:3129", {})
+def test_https_through_an_https_proxy_is_tunnelled_over_tls_to_the_proxy() -> None:
+    target = plan("https://streams.example.com/x", "https://pu:pp@squid:3129", {})
+
+    assert target.endpoint == Endpoint(
+        "https",
+        "squid",
+        3129,
+        tunnel=("streams.example.com", 443),
+        tls_host="streams.example.com",  # the origin's TLS, inside the proxy's
+        proxy="https://pu:pp@squid:3129",
+        proxy_tls_host="squid",
+    )
+    assert target.request_target == "/x"
+    assert "Proxy-Authorization" not in target.headers  # the proxy sees only CONNECT
+    assert target.tunnel_headers == {"Proxy-Authorization": basic("pu:pp")}
+
+
+def test_an_https_proxy_has_its_own_pool_key() -> None:
+    url = "https://streams.example.com/x"
+    keys = {
+        plan(url, None, {}).endpoint,
+        plan(url, "http://squid:3129", {}).endpoint,
+        plan(url, "https://squid:3129", {}).endpoint,
+        plan("http://streams.example.com/x", "https://squid:3129", {}).endpoint,
+    }
+
+    assert len(keys) == 4
 
 
 def test_a_url_without_a_host_is_refused() -> None:
