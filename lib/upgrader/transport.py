@@ -29,6 +29,7 @@ import http.client
 import io
 import re
 import select
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
@@ -158,9 +159,13 @@ def plan(url: str, proxy: str | None, headers: Mapping[str, str]) -> Target:
     return Target(endpoint, absolute, request_headers | via_auth, {})
 
 
+_LONE_PERCENT = re.compile("%(?![0-9A-Fa-f]{2})")
+"""A ``%`` that does not start an escape."""
+
+
 def _quote(text: str) -> str:
     """Percent-encode a path or query, keeping its escapes unless a ``%`` is not one."""
-    if re.search("%(?![0-9A-Fa-f]{2})", text):  # as requests does: then encode every "%"
+    if _LONE_PERCENT.search(text):  # as requests does: then encode every "%"
         return quote(text, safe=_SAFE_PATH.replace("%", ""))
     return quote(text, safe=_SAFE_PATH)
 
@@ -407,6 +412,7 @@ class Connection(http.client.HTTPConnection):
             tunnel_headers: Headers for the ``CONNECT`` request (proxy authorization).
         """
         super().__init__(endpoint.host, endpoint.port, timeout=connect_timeout)
+        self._create_connection = _open_socket
         self.endpoint = endpoint
         self._context = context
         self._read_timeout = read_timeout
@@ -493,6 +499,23 @@ class Connection(http.client.HTTPConnection):
             return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
+
+
+def _open_socket(
+    address: tuple[str, int], timeout: float | None, source_address: object = None
+) -> socket.socket:
+    """Connect a TCP socket, giving the resolver the host as ASCII bytes.
+
+    A ``str`` host goes through the idna codec on every lookup, and its first use imports
+    ``encodings.idna``: 1 ms of the 10 ms a sync with nothing new takes (medians of 12
+    interleaved runs, 10.6 vs 9.6 ms). :func:`plan` has already made the host ASCII.
+    """
+    host, port = address
+    return socket.create_connection(
+        (host.encode("ascii"), port),  # pyright: ignore[reportArgumentType] - bytes work
+        timeout,
+        source_address,  # pyright: ignore[reportArgumentType]
+    )
 
 
 class Response:
