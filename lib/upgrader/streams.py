@@ -347,6 +347,7 @@ def _entries_from_rows(rows: list[Any], where: str) -> list[AgentEntry]:
     versions: dict[str, Version] = {}
     names: set[tuple[str, str]] = set()
     paths: set[str] = set()
+    digests: set[str] = set()  # a tarball is listed under several OS names: check it once
     entries: list[AgentEntry] = []
     for number, row in enumerate(rows):
         if type(row) is list and len(row) == 7:
@@ -361,7 +362,7 @@ def _entries_from_rows(rows: list[Any], where: str) -> list[AgentEntry]:
             and type(size) is int
             and size >= 0
             and type(sha256) is str
-            and _SHA256.match(sha256)
+            and (sha256 in digests or _SHA256.match(sha256))
             and type(date) is str
         ):
             raise StreamError(
@@ -381,6 +382,7 @@ def _entries_from_rows(rows: list[Any], where: str) -> list[AgentEntry]:
             names.add((os_name, arch))
         if path not in paths:
             paths.add(check_relative_path(path, where=f"{where}: entry {number}"))
+        digests.add(sha256)
         entries.append(AgentEntry(BinaryVersion(number_, os_name, arch), path, size, sha256, date))
     return entries
 

@@ -351,6 +351,8 @@ def plan_sync(
     contents: StreamContents,
     staged: Mapping[str, Sequence[AgentEntry]],
     request: SyncRequest,
+    *,
+    chosen: Sequence[AgentEntry] | None = None,
 ) -> SyncPlan:
     """Decide what to download and list, from the stream and what the mirror holds.
 
@@ -358,13 +360,15 @@ def plan_sync(
         contents: the (verified) upstream stream.
         staged: every stream's staged entries (``Mirror.staged_all()``).
         request: what to stage.
+        chosen: ``select_entries(contents, request)``, when the caller has it already.
 
     Raises:
         SelectionError: nothing in the stream matches the request.
         MirrorError: a wanted binary is staged with other content (``metadata mismatch``), or
             the stream lists one sha256 with two sizes.
     """
-    chosen = select_entries(contents, request)
+    if chosen is None:
+        chosen = select_entries(contents, request)
     mine = {e.binary: e for e in staged.get(contents.stream, ())}
     by_sha: dict[str, str] = {}
     for entries in staged.values():
@@ -736,12 +740,12 @@ def sync(
     """
     check_parallel(parallel)
     started = time.monotonic()
-    select_entries(contents, request)  # refuse a request the stream cannot meet before locking
+    chosen = select_entries(contents, request)  # refuses an impossible request before locking
     if dry_run:
-        plan = plan_sync(contents, mirror.staged_all(), request)
+        plan = plan_sync(contents, mirror.staged_all(), request, chosen=chosen)
         return _result(plan, plan.download_bytes, (), started, dry_run=True)
     with mirror.lock("sync"):
-        plan = plan_sync(contents, intact_entries(mirror), request)
+        plan = plan_sync(contents, intact_entries(mirror), request, chosen=chosen)
         mirror.check_free_space(_still_needed(plan, mirror), what=_what(plan))
         done, failed = download_all(
             plan.downloads, mirror, fetcher, parallel=parallel, progress=progress
