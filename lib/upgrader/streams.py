@@ -280,8 +280,16 @@ class StreamContents:
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON data (:meth:`from_dict` reads it back), e.g. to keep a verified read.
 
-        Entries are rows ``[version, os, arch, path, size, sha256, date]``.
+        Each distinct tarball is one ``tarballs`` row ``[version, arch, path, size, sha256,
+        date]``; ``entries`` keep the stream's order as ``[tarball row number, os]``, since
+        streams list one tarball under several OS names (a third of the size, and of the
+        checks when read back).
         """
+        tarballs: dict[tuple[str, str, str, int, str, str], int] = {}
+        rows: list[list[Any]] = []
+        for e in self.entries:
+            key = (str(e.version), e.arch, e.path, e.size, e.sha256, e.date)
+            rows.append([tarballs.setdefault(key, len(tarballs)), e.os])
         return {
             "base-url": self.base_url,
             "stream": self.stream,
@@ -290,10 +298,8 @@ class StreamContents:
             "verified": self.verified,
             "unverified-reason": self.unverified_reason,
             "validators": self.validators.as_dict() if self.validators else {},
-            "entries": [
-                [str(e.version), e.os, e.arch, e.path, e.size, e.sha256, e.date]
-                for e in self.entries
-            ],
+            "tarballs": [list(key) for key in tarballs],
+            "entries": rows,
         }
 
     @classmethod
@@ -321,10 +327,10 @@ class StreamContents:
         validators = data.get("validators")
         if not isinstance(validators, dict):
             raise StreamError(f"{where}: validators must be an object, got {validators!r}")
-        rows = data.get("entries")
-        if not isinstance(rows, list):
-            raise StreamError(f"{where}: entries must be a list")
-        entries = _entries_from_rows(rows, where)
+        tarballs, rows = data.get("tarballs"), data.get("entries")
+        if not isinstance(tarballs, list) or not isinstance(rows, list):
+            raise StreamError(f"{where}: tarballs and entries must be lists")
+        entries = _entries_from_rows(_tarballs_from_rows(tarballs, where), rows, where)
         try:
             base_url = check_stream_url(text["base-url"])
             stream = check_stream_name(text["stream"])
@@ -342,48 +348,67 @@ class StreamContents:
         )
 
 
-def _entries_from_rows(rows: list[Any], where: str) -> list[AgentEntry]:
-    """Entries from :meth:`StreamContents.as_dict` rows, each field checked as when parsed."""
+_Tarball = tuple[Version, str, str, int, str, str]
+"""A kept tarball row, checked: version, arch, path, size, sha256, date."""
+
+
+def _tarballs_from_rows(rows: list[Any], where: str) -> list[_Tarball]:
+    """Tarballs from :meth:`StreamContents.as_dict` rows, each field checked as when parsed."""
     versions: dict[str, Version] = {}
-    names: set[tuple[str, str]] = set()
-    paths: set[str] = set()
-    digests: set[str] = set()  # a tarball is listed under several OS names: check it once
-    entries: list[AgentEntry] = []
+    tarballs: list[_Tarball] = []
     for number, row in enumerate(rows):
-        if type(row) is list and len(row) == 7:
-            text, os_name, arch, path, size, sha256, date = row
+        if type(row) is list and len(row) == 6:
+            text, arch, path, size, sha256, date = row
         else:
-            text = os_name = arch = path = sha256 = date = size = None
+            text = arch = path = sha256 = date = size = None
         if not (
             type(text) is str
-            and type(os_name) is str
             and type(arch) is str
             and type(path) is str
             and type(size) is int
             and size >= 0
             and type(sha256) is str
-            and (sha256 in digests or _SHA256.match(sha256))
+            and _SHA256.match(sha256)
             and type(date) is str
         ):
             raise StreamError(
-                f"{where}: entry {number} must be [version, os, arch, path, size, sha256, "
-                f"date] (size a whole number, sha256 64 lowercase hex digits), got {row!r}"
+                f"{where}: tarball {number} must be [version, arch, path, size, sha256, date] "
+                f"(size a whole number, sha256 64 lowercase hex digits), got {row!r}"
             )
-        number_ = versions.get(text)
-        if number_ is None:
+        version = versions.get(text)
+        if version is None:
             try:
-                number_ = versions[text] = parse(text)
+                version = versions[text] = parse(text)
             except InvalidInputError as exc:
-                raise StreamError(f"{where}: entry {number}: {exc}") from None
-        if (os_name, arch) not in names:
-            for key, value in (("release", os_name), ("arch", arch)):
-                if not value or "-" in value:
-                    raise StreamError(f"{where}: entry {number}: {key} {value!r} is not valid")
-            names.add((os_name, arch))
-        if path not in paths:
-            paths.add(check_relative_path(path, where=f"{where}: entry {number}"))
-        digests.add(sha256)
-        entries.append(AgentEntry(BinaryVersion(number_, os_name, arch), path, size, sha256, date))
+                raise StreamError(f"{where}: tarball {number}: {exc}") from None
+        if not arch or "-" in arch:
+            raise StreamError(f"{where}: tarball {number}: arch {arch!r} is not valid")
+        check_relative_path(path, where=f"{where}: tarball {number}")
+        tarballs.append((version, arch, path, size, sha256, date))
+    return tarballs
+
+
+def _entries_from_rows(tarballs: list[_Tarball], rows: list[Any], where: str) -> list[AgentEntry]:
+    """Entries from ``[tarball row number, os]`` rows, in order, each checked."""
+    names: set[str] = set()
+    entries: list[AgentEntry] = []
+    count = len(tarballs)
+    for number, row in enumerate(rows):
+        if type(row) is list and len(row) == 2:
+            index, os_name = row
+        else:
+            index = os_name = None
+        if not (type(index) is int and 0 <= index < count and type(os_name) is str):
+            raise StreamError(
+                f"{where}: entry {number} must be [tarball row number below {count}, os], "
+                f"got {row!r}"
+            )
+        if os_name not in names:
+            if not os_name or "-" in os_name:
+                raise StreamError(f"{where}: entry {number}: release {os_name!r} is not valid")
+            names.add(os_name)
+        version, arch, path, size, sha256, date = tarballs[index]
+        entries.append(AgentEntry(BinaryVersion(version, os_name, arch), path, size, sha256, date))
     return entries
 
 

@@ -65,7 +65,7 @@ from .streams import (
 
 logger = logging.getLogger(__name__)
 
-RECORD_FORMAT = "upgrader-upstream-metadata:1"
+RECORD_FORMAT = "upgrader-upstream-metadata:2"
 """The ``format`` of a record; a record of any other format is ignored (read in full)."""
 
 _RECORD_MODE = 0o600

@@ -15,6 +15,7 @@ from support.gpg import NEEDS_GPG, Keys, sign_stream
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
 from upgrader.mirror import Mirror
+from upgrader.upstream import RECORD_FORMAT
 
 pytestmark = [*NEEDS_GPG, pytest.mark.usefixtures("no_resource")]
 
@@ -66,7 +67,7 @@ def test_a_corrupt_record_falls_back_to_a_full_read(
         config = {"stream-url": url, "signing-keys": gpg_keys.alice.armoured}
         sync_action(ctx, config, store)
         record = Mirror(store.get_filesystem(ctx)).upstream_record("released")
-        record.write_text('{"format": "upgrader-upstream-metadata:1", "contents": [')
+        record.write_text(f'{{"format": "{RECORD_FORMAT}", "contents": [')
         ctx.action_logs.clear()
         sync_action(ctx, config, store)
 
@@ -75,7 +76,7 @@ def test_a_corrupt_record_falls_back_to_a_full_read(
         f"kept upstream metadata {record} is unusable: " in line for line in ctx.action_logs
     )
     assert any(str(record) in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
-    assert record.read_text().startswith('{"format": "upgrader-upstream-metadata:1"')
+    assert record.read_text().startswith(f'{{"format": "{RECORD_FORMAT}"')
 
 
 def test_other_signing_keys_mean_a_full_read(ctx, signed: Path, gpg_keys: Keys) -> None:

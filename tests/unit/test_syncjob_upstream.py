@@ -118,7 +118,7 @@ def test_a_changed_upstream_is_read_in_full_and_the_new_version_staged(
     # The conditional request finds the index changed; then the read in full.
     assert changed[:2] == [(INDEX, 200), (PRODUCTS, 200)]  # the changed index is fetched once
     assert "/released/juju-3.6.13-ubuntu-amd64.tgz" in paths(changed)
-    assert "3.6.13" in {row[0] for row in record_of(root)["contents"]["entries"]}
+    assert "3.6.13" in {row[0] for row in record_of(root)["contents"]["tarballs"]}
     assert (again.message, log) == ("staged nothing new", [(INDEX, 304)])
 
 

@@ -197,8 +197,10 @@ def _record_data(mirror: Mirror) -> dict[str, Any]:
     return json.loads(mirror.upstream_record("released").read_text())
 
 
-def _rows_changed(data: dict[str, Any], index: int, value: Any) -> dict[str, Any]:
-    data["contents"]["entries"][0][index] = value
+def _rows_changed(
+    data: dict[str, Any], index: int, value: Any, rows: str = "tarballs"
+) -> dict[str, Any]:
+    data["contents"][rows][0][index] = value
     return data
 
 
@@ -208,13 +210,23 @@ CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
     "a list": lambda _: b"[]",
     "another format": lambda body: body.replace(RECORD_FORMAT.encode(), b"upgrader-upstream:0"),
     "no contents": lambda body: json.dumps({**json.loads(body), "contents": None}).encode(),
-    "a bad size": lambda body: json.dumps(_rows_changed(json.loads(body), 4, "ten")).encode(),
-    "a bad sha256": lambda body: json.dumps(_rows_changed(json.loads(body), 5, "x")).encode(),
+    "a bad size": lambda body: json.dumps(_rows_changed(json.loads(body), 3, "ten")).encode(),
+    "a bad sha256": lambda body: json.dumps(_rows_changed(json.loads(body), 4, "x")).encode(),
     "a bad version": lambda body: json.dumps(_rows_changed(json.loads(body), 0, "3.x")).encode(),
+    "a bad arch": lambda body: json.dumps(_rows_changed(json.loads(body), 1, "amd-64")).encode(),
     "a path leaving the base": lambda body: json.dumps(
-        _rows_changed(json.loads(body), 3, "../../etc/passwd")
+        _rows_changed(json.loads(body), 2, "../../etc/passwd")
     ).encode(),
-    "no date": lambda body: json.dumps(_rows_changed(json.loads(body), 6, None)).encode(),
+    "no date": lambda body: json.dumps(_rows_changed(json.loads(body), 5, None)).encode(),
+    "an entry naming no tarball": lambda body: json.dumps(
+        _rows_changed(json.loads(body), 0, 99, rows="entries")
+    ).encode(),
+    "an entry with a bad OS": lambda body: json.dumps(
+        _rows_changed(json.loads(body), 1, "ubu-ntu", rows="entries")
+    ).encode(),
+    "the previous format": lambda body: body.replace(
+        RECORD_FORMAT.encode(), b"upgrader-upstream-metadata:1"
+    ),
     "not verified": lambda body: body.replace(b'"verified": true', b'"verified": false'),
     "another stream": lambda body: json.dumps({**json.loads(body), "stream": "devel"}).encode(),
 }
@@ -316,7 +328,12 @@ def test_contents_round_trip_and_refuse_malformed_data(
     data = json.loads(json.dumps(contents.as_dict()))
 
     assert StreamContents.from_dict(data, where="kept") == contents
-    for key, value in [("verified", "yes"), ("base-url", "ftp://x"), ("entries", {})]:
+    for key, value in [
+        ("verified", "yes"),
+        ("base-url", "ftp://x"),
+        ("entries", {}),
+        ("tarballs", None),
+    ]:
         with pytest.raises(StreamError, match="^kept: "):
             StreamContents.from_dict({**data, key: value}, where="kept")
     with pytest.raises(StreamError, match="^kept: expected an object"):
