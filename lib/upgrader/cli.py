@@ -51,7 +51,7 @@ from upgrader.streams import (
     check_stream_url,
     read_stream,
 )
-from upgrader.urls import redact_text
+from upgrader.urls import redact_text, redact_url
 from upgrader.versions import SeriesFilter, Version, parse_lenient, parse_major_minor
 
 if TYPE_CHECKING:
@@ -121,9 +121,11 @@ def parse_stream_url(text: str) -> str:
         try:
             return check_stream_url(text, option="--stream-url")
         except InvalidInputError:
-            raise InvalidInputError(f"invalid --stream-url {text!r}: {accepted}") from None
+            raise InvalidInputError(
+                f"invalid --stream-url {redact_url(text)!r}: {accepted}"
+            ) from None
     if not text.strip():
-        raise InvalidInputError(f"invalid --stream-url {text!r}: {accepted}")
+        raise InvalidInputError(f"invalid --stream-url {redact_url(text)!r}: {accepted}")
     path = Path(text).expanduser()
     if not path.is_dir():
         raise InvalidInputError(f"invalid --stream-url {text!r}: no such directory; {accepted}")

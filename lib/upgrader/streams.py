@@ -67,6 +67,7 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidInputError, NotFoundError, SignatureError, StreamError
 from .signing import juju_release_key, verify_clearsigned
+from .urls import redact_url
 from .versions import BinaryVersion, Version, parse
 
 DEFAULT_STREAM_URL = "https://streams.canonical.com/juju/tools"
@@ -119,8 +120,8 @@ def check_stream_url(url: str, *, option: str = "stream-url") -> str:
         or any(c.isspace() for c in url)
     ):
         raise InvalidInputError(
-            f"invalid {option} {url!r}: use an http://, https:// or file:/// URL of the "
-            "directory holding streams/v1, e.g. https://streams.canonical.com/juju/tools"
+            f"invalid {option} {redact_url(url)!r}: use an http://, https:// or file:/// URL "
+            "of the directory holding streams/v1, e.g. https://streams.canonical.com/juju/tools"
         )
     return url.rstrip("/")
 

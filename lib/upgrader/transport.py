@@ -125,12 +125,15 @@ def plan(url: str, proxy: str | None, headers: Mapping[str, str]) -> Target:
         The request to make.
 
     Raises:
-        UnsupportedRequestError: The host cannot be encoded.
+        UnsupportedRequestError: The host cannot be encoded, or the port is not a number.
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = _ascii_host(parts)
-    port = parts.port or DEFAULT_PORTS[scheme]
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError:  # its message quotes the port: a password cut at an unencoded "/"
+        raise UnsupportedRequestError("the URL's port is not a number") from None
     request_headers = {"Host": _host_header(host, port, scheme)}
     authorization = _basic(parts)
     if authorization:

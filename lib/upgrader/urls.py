@@ -8,12 +8,15 @@ for a message that may quote any number of URLs (errors name index, products and
 URLs derived from the stream URL), :func:`redact_text`.
 
 ``https://user:secret@host/x`` is shown as ``https://user:***@host/x`` and
-``https://token@host/x`` as ``https://***@host/x``. The user information is taken to be
-everything between ``scheme://`` and the last ``@`` before the URL ends (at whitespace, a
-double quote, ``<``, ``>`` or a backslash). That is wider than :func:`urllib.parse.urlsplit`,
-whose network location ends at the first ``/``, ``?`` or ``#``: a token pasted unencoded
-(``https://user:abc/def=@host``, base64) is hidden whole, at the cost of hiding part of a URL
-that has an ``@`` in its path (rare in agent streams) when none of it is secret.
+``https://token@host/x`` as ``https://***@host/x``. In a message, the user information is
+taken to be everything between ``scheme://`` and the last ``@`` before the next whitespace.
+That is wider than :func:`urllib.parse.urlsplit`, whose network location ends at the first
+``/``, ``?`` or ``#``: a token pasted unencoded (``https://user:abc/def=@host``, base64, or
+a generated password holding quotes, ``<``, ``>`` or backslashes) is hidden whole, at the
+cost of hiding part of a URL that has an ``@`` in its path (rare in agent streams), or the
+text up to an ``@`` that follows a URL without a space, when none of it is secret.
+:func:`redact_url`, given one URL, hides everything up to its last ``@`` (a password may even
+hold a space there).
 """
 
 from __future__ import annotations
@@ -24,13 +27,18 @@ from collections.abc import Mapping
 HIDDEN = "***"
 """What replaces a password (or a token given as the user name)."""
 
-# A scheme, then the user information: the longest run without whitespace, a double quote,
-# "<", ">" or a backslash, up to its last "@" (the regex backtracks to it).
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s\"<>\\]*)@")
+# A scheme, then the user information: the longest run without whitespace, up to its last
+# "@" (the regex backtracks to it). Quotes and backslashes do not end it: a password may hold
+# them, and hiding too much is better than showing a part of a secret.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>\S*)@")
+_ONE_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>.*)@", re.DOTALL)
 
 
 def redact_url(url: str) -> str:
     """The URL with the password (or a lone user name, a token) of its user info as ``***``.
+
+    The whole text is taken to be one URL (as when a configured value is quoted), so its user
+    information ends at its last ``@`` even past a space, which no valid URL holds.
 
     Args:
         url: any URL; one without user information is returned unchanged.
@@ -39,7 +47,7 @@ def redact_url(url: str) -> str:
         ``https://user:***@host/path`` for ``https://user:secret@host/path``,
         ``https://***@host/path`` for ``https://token@host/path``.
     """
-    return redact_text(url)
+    return _ONE_URL.sub(_hide, url, count=1)
 
 
 def redact_text(text: str) -> str:

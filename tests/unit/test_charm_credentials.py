@@ -161,3 +161,50 @@ def test_background_sync_failure_in_the_status_hides_the_credentials(ctx, url: s
     out = ctx.run(ctx.on.update_status(), state(url))
     assert "sync of 3.6.13 failed: cannot fetch http://" in out.unit_status.message
     assert SECRET not in out.unit_status.message
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        pytest.param(f'{SECRET}"x', id="double-quote"),
+        pytest.param(f"{SECRET}<x>", id="angle-brackets"),
+        pytest.param(f"{SECRET}\\x", id="backslash"),
+    ],
+)
+def test_a_password_with_quotes_or_backslashes_is_hidden(
+    ctx, server: FaultyServer, password: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A generated password pasted unencoded may hold any of these; it works and stays hidden."""
+    url = server.url.replace("http://", f"http://mirror-user:{password}@")
+    server.add_fault("index2.json", Fault("status", status=404))
+    with caplog.at_level(logging.DEBUG), pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("plan-upgrade"), state(url))
+    assert "mirror-user:***@" in failure.value.message
+    status = status_after(failure.value)
+    assert_hidden(everything_shown(ctx, caplog, failure.value.message, status))
+
+
+def test_an_invalid_stream_url_with_a_space_in_the_password_is_hidden(
+    ctx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The invalid-config status quotes the URL: a space must not end what is hidden."""
+    url = f"https://mirror-user:{SECRET[:4]} {SECRET}@127.0.0.1:1/tools"
+    with caplog.at_level(logging.DEBUG):
+        out = ctx.run(ctx.on.config_changed(), state(url))
+    assert isinstance(out.unit_status, ops.BlockedStatus)
+    assert "invalid stream-url 'https://mirror-user:***@127.0.0.1:1/tools'" in (
+        out.unit_status.message
+    )
+    assert_hidden(everything_shown(ctx, caplog, out.unit_status.message))
+    assert SECRET[:4] not in out.unit_status.message
+
+
+def test_a_password_with_an_unencoded_slash_is_not_quoted_as_a_port(
+    ctx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urlsplit ends the netloc at the "/": the password's first part then reads as a port."""
+    url = f"http://mirror-user:{SECRET}/rest=@127.0.0.1:1/tools"
+    with caplog.at_level(logging.DEBUG), pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("plan-upgrade"), state(url))
+    status = status_after(failure.value)
+    assert_hidden(everything_shown(ctx, caplog, failure.value.message, status))

@@ -1258,3 +1258,29 @@ def test_bad_ca_certificates_file_is_refused(
     assert result.returncode == 2
     assert reason.format(file=ca) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "userinfo",
+    [
+        pytest.param(f'mirror-user:{SECRET}"x', id="double-quote"),
+        pytest.param(f"mirror-user:{SECRET}<x>", id="angle-brackets"),
+        pytest.param(f"mirror-user:{SECRET}\\x", id="backslash"),
+        pytest.param(f"mirror-user:{SECRET}/x=", id="unencoded-slash"),
+        pytest.param(f"mirror-user:ab {SECRET}", id="space"),
+    ],
+)
+def test_unusual_passwords_are_never_printed(bin_dir: Path, tmp_path: Path, userinfo: str) -> None:
+    """Generated passwords pasted unencoded: failures and --debug still hide them."""
+    with serve_directory(tmp_path) as url:  # serves an empty directory: 404 for everything
+        secret_url = with_credentials(url, userinfo)
+        plan = ["plan", U, "--stream-url", secret_url, "--agent-version", "3.6.10"]
+        outputs = [
+            run(*plan, path=bin_dir),
+            run(*plan, "--format", "json", path=bin_dir),
+            run("--debug", *plan, path=bin_dir),
+        ]
+    for output in outputs:
+        assert output.returncode in (1, 2), output.stderr
+        assert "juju-upgrader: error: " in output.stderr
+        assert SECRET not in output.stdout + output.stderr

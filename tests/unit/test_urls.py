@@ -74,3 +74,16 @@ def test_redact_text_leaves_other_text_alone() -> None:
 def test_redact_values() -> None:
     results = {"source": "https://u:secret@host/tools", "versions": "3.6.1"}
     assert redact_values(results) == {"source": "https://u:***@host/tools", "versions": "3.6.1"}
+
+
+@pytest.mark.parametrize("password", ['se"cret', "se<cr>et", "se\\cret", "se'cret"])
+def test_quotes_and_backslashes_in_a_password_are_hidden(password: str) -> None:
+    url = f"https://user:{password}@host/tools"
+    assert redact_url(url) == "https://user:***@host/tools"
+    for text in (f"cannot fetch {url}: 404", f"cannot fetch {url!r}: 404"):
+        assert "cr" not in redact_text(text), redact_text(text)
+
+
+def test_redact_url_hides_a_password_with_a_space() -> None:
+    """A configured URL is quoted whole when it is refused: a space must not end the hiding."""
+    assert redact_url("https://user:ab cd@host/tools") == "https://user:***@host/tools"
