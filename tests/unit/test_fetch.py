@@ -1526,3 +1526,49 @@ def test_a_gzip_member_starting_at_a_chunk_boundary_is_decoded(
     origin.routes["/doc"] = in_pieces
 
     assert make_fetcher().get_document(f"{origin.url}/doc").body == b'{"a": 1}'
+
+
+def test_a_large_download_through_an_https_proxy(
+    tls_server: OriginServer,
+    pki: PKI,
+    tls_proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+) -> None:
+    """5 MB of TLS records inside the proxy's TLS records: none lost, none reordered."""
+    large = bytes(range(256)) * (5 * 4096) + b"tail"  # 5 MiB and 4 bytes
+    tls_server.routes["/large"] = body(large)
+    tls_server.routes["/doc-after"] = body(b"after")
+    settings = FetchSettings(https_proxy=tls_proxy.url, ca_certificates=pki.ca_pem, retries=1)
+    fetcher = make_fetcher(settings)
+    try:
+        with fetcher.open_download(f"{tls_server.url}/large") as download:
+            got = b"".join(download.iter_chunks(65_537))
+        assert len(got) == len(large)
+        assert got == large
+        assert fetcher.get_document(f"{tls_server.url}/large").body == large
+        assert fetcher.get_document(f"{tls_server.url}/doc-after").body == b"after"
+    finally:
+        del tls_server.routes["/large"], tls_server.routes["/doc-after"]
+    assert len(tls_proxy.urls) == 1  # one tunnel, reused after each body was read through
+
+
+def test_an_idle_tls_in_tls_connection_the_origin_closed_is_not_reused(
+    tls_server: OriginServer,
+    pki: PKI,
+    tls_proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+) -> None:
+    def answer_then_hang_up(handler: Handler) -> None:
+        handler.reply(200, b"doc")  # no "Connection: close": the client cannot know
+        handler.close_connection = True
+
+    tls_server.routes["/hang-up"] = answer_then_hang_up
+    settings = FetchSettings(https_proxy=tls_proxy.url, ca_certificates=pki.ca_pem, retries=1)
+    fetcher = make_fetcher(settings)
+    try:
+        assert fetcher.get_document(f"{tls_server.url}/hang-up").body == b"doc"
+        time.sleep(0.2)
+        assert fetcher.get_document(f"{tls_server.url}/hang-up").body == b"doc"
+    finally:
+        del tls_server.routes["/hang-up"]
+    assert len(tls_proxy.urls) == 2
