@@ -123,6 +123,14 @@ def check_stream_url(url: str, *, option: str = "stream-url") -> str:
             f"invalid {option} {redact_url(url)!r}: use an http://, https:// or file:/// URL "
             "of the directory holding streams/v1, e.g. https://streams.canonical.com/juju/tools"
         )
+    if parts.scheme != "file" and "@" in url.partition("//")[2].partition(parts.netloc)[2]:
+        # "https://tok/en@host": a login with an unencoded "/" would make "tok" the host
+        # name (looked up in DNS) and send nothing to the real one.
+        raise InvalidInputError(
+            f"invalid {option} {redact_url(url)!r}: an '@' after the host name; a login goes "
+            "before the host (https://user:password@host/path) with any '/', '?', '#' or '@' "
+            "in it percent-encoded (%2F, %3F, %23, %40), and an '@' in the path as %40"
+        )
     return url.rstrip("/")
 
 

@@ -413,6 +413,30 @@ def test_bad_stream_urls(url: str) -> None:
     assert "http://, https:// or file:///" in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://t0k/s3cret@streams.example.com/juju/tools",
+        "https://user:1234/s3cret@streams.example.com/tools",
+        "https://user:s3cret@host/tools?x=a@b",
+        "https://streams.example.com/a@b/tools",
+    ],
+)
+def test_an_at_sign_after_the_host_is_refused_without_showing_the_login(url: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        check_stream_url(url)
+
+    message = str(caught.value)
+    assert "an '@' after the host name; a login goes before the host" in message
+    assert "s3cret" not in message and "t0k" not in message and "1234" not in message
+
+
+def test_at_signs_where_they_belong_are_accepted() -> None:
+    assert check_stream_url("https://us%40er:p%2Fss@h/tools") == "https://us%40er:p%2Fss@h/tools"
+    assert check_stream_url("https://h/a%40b/tools") == "https://h/a%40b/tools"
+    assert check_stream_url("file:///srv/mirror@2/tools") == "file:///srv/mirror@2/tools"
+
+
 def test_stream_url_trailing_slash_dropped() -> None:
     assert check_stream_url("https://h/juju/tools/") == "https://h/juju/tools"
     assert check_stream_url("file:///srv/tools") == "file:///srv/tools"
