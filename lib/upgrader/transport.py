@@ -86,12 +86,10 @@ class Endpoint:
         host: Host to connect to (IDNA-encoded), the proxy's when there is one.
         port: Port to connect to.
         tunnel: ``(host, port)`` of the origin when an https URL is tunnelled via a proxy.
-        tls_host: Name the certificate of the server that answers the requests must match
-            (the origin's when tunnelled, else the host connected to), or None for plain HTTP.
+        tls_host: Name the origin's certificate must match (an https URL), or None. Through
+            an https:// proxy, the origin's TLS runs inside the proxy's.
         proxy: The proxy URL, or None for a direct connection.
-        proxy_tls_host: Name the proxy's certificate must match when the tunnel runs over TLS
-            to the proxy (an https:// proxy for an https URL: the origin's TLS, ``tls_host``,
-            then runs inside it), else None.
+        proxy_tls_host: Name the proxy's certificate must match (an https:// proxy), else None.
     """
 
     scheme: str
@@ -150,15 +148,14 @@ def plan(url: str, proxy: str | None, headers: Mapping[str, str]) -> Target:
     via_host = _ascii_host(via)
     via_port = via.port or DEFAULT_PORTS[via_scheme]
     via_auth = {"Proxy-Authorization": auth} if (auth := _basic(via)) else {}
+    via_tls_host = via_host if via_scheme == "https" else None
     if scheme == "https":
-        proxy_tls_host = via_host if via_scheme == "https" else None
         endpoint = Endpoint(
-            via_scheme, via_host, via_port, (host, port), host, proxy, proxy_tls_host
+            via_scheme, via_host, via_port, (host, port), host, proxy, via_tls_host
         )
         return Target(endpoint, path, request_headers, via_auth)
     absolute = urlunsplit(("http", request_headers["Host"], path, "", ""))
-    tls_host = via_host if via_scheme == "https" else None
-    endpoint = Endpoint(via_scheme, via_host, via_port, tls_host=tls_host, proxy=proxy)
+    endpoint = Endpoint(via_scheme, via_host, via_port, proxy=proxy, proxy_tls_host=via_tls_host)
     return Target(endpoint, absolute, request_headers | via_auth, {})
 
 

@@ -73,7 +73,7 @@ def test_http_through_an_https_proxy_speaks_tls_to_the_proxy() -> None:
     target = plan("http://mirror.lan/x", "https://squid:3129", {})
 
     assert target.endpoint == Endpoint(
-        "https", "squid", 3129, tls_host="squid", proxy="https://squid:3129"
+        "https", "squid", 3129, proxy="https://squid:3129", proxy_tls_host="squid"
     )
 
 
