@@ -1314,36 +1314,18 @@ def test_a_body_that_ends_when_the_origin_closes_through_an_https_proxy(
     assert len(tls_proxy.urls) == 2  # a new tunnel for each: the origin closed the first
 
 
-def test_an_untrusted_https_proxy_certificate_is_refused(
+@pytest.mark.parametrize("untrusted", ["proxy", "origin"])
+def test_an_untrusted_certificate_through_an_https_proxy_is_refused(
     tls_server: OriginServer,
     pki: PKI,
-    other_tls_proxy: ProxyServer,
-    make_fetcher: Callable[..., Fetcher],
-) -> None:
-    # The origin's CA is trusted, the proxy's is not.
-    settings = FetchSettings(https_proxy=other_tls_proxy.url, ca_certificates=pki.ca_pem)
-    url = f"{tls_server.url}/doc"
-    before = len(tls_server.seen)
-
-    with pytest.raises(StreamError) as caught:
-        make_fetcher(settings).get_document(url)
-
-    assert not isinstance(caught.value, TransientError)
-    message = str(caught.value)
-    assert message.startswith(f"cannot fetch {url}: TLS certificate verify failed: ")
-    assert "add that CA to ca-certificates" in message
-    assert other_tls_proxy.urls == []  # refused before any CONNECT
-    assert len(tls_server.seen) == before
-
-
-def test_an_untrusted_origin_through_an_https_proxy_is_refused(
-    tls_server: OriginServer,
     other_pki: PKI,
     other_tls_proxy: ProxyServer,
     make_fetcher: Callable[..., Fetcher],
+    untrusted: str,
 ) -> None:
-    # The proxy's CA is trusted, the origin's is not.
-    settings = FetchSettings(https_proxy=other_tls_proxy.url, ca_certificates=other_pki.ca_pem)
+    # The proxy's certificate comes from other_pki, the origin's from pki: trust one of them.
+    trusted = pki if untrusted == "proxy" else other_pki
+    settings = FetchSettings(https_proxy=other_tls_proxy.url, ca_certificates=trusted.ca_pem)
     url = f"{tls_server.url}/doc"
     before = len(tls_server.seen)
 
@@ -1354,7 +1336,8 @@ def test_an_untrusted_origin_through_an_https_proxy_is_refused(
     message = str(caught.value)
     assert message.startswith(f"cannot fetch {url}: TLS certificate verify failed: ")
     assert "add that CA to ca-certificates" in message
-    assert other_tls_proxy.urls == [f"CONNECT 127.0.0.1:{tls_server.server_address[1]}"]
+    tunnels = [f"CONNECT 127.0.0.1:{tls_server.server_address[1]}"]
+    assert other_tls_proxy.urls == ([] if untrusted == "proxy" else tunnels)  # refused first
     assert len(tls_server.seen) == before
 
 
