@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from support.streams import Agent, write_stream
+
 GPG_MISSING = shutil.which("gpg") is None
 """True when gpg is not installed (tests needing it skip, or fail under UPGRADER_CI=1)."""
 
@@ -155,3 +157,17 @@ def sign_stream(
         if remove_unsigned:
             path.unlink()
     return written
+
+
+def republish_signed(root: Path, agents: list[Agent], keys: Keys) -> None:
+    """Republish a signed stream with other agents, as publishers do: new stamps, signed again.
+
+    The index gets a new ``updated`` time and the signed files a later modification time, so
+    that a conditional request sees them changed.
+    """
+    write_stream(root, agents)
+    index = root / "streams/v1/index2.json"
+    index.write_text(index.read_text().replace("12:00:00", "13:00:00"))
+    for path in sign_stream(root, keys.signer, keys.alice):
+        later = path.stat().st_mtime + 10
+        os.utime(path, (later, later))

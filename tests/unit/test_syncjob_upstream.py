@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from support.gpg import NEEDS_GPG, Keys, sign_stream
+from support.gpg import NEEDS_GPG, Keys, republish_signed, sign_stream
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
 from upgrader import syncjob
@@ -72,16 +72,6 @@ def record_of(root: Path) -> dict[str, Any]:
     return json.loads(Mirror(root).upstream_record("released").read_text())
 
 
-def publish(root: Path, agents: list[Agent], keys: Keys) -> None:
-    """Republish the stream with other agents, as publishers do: new index stamps, signed."""
-    write_stream(root, agents)
-    index = root / "streams/v1/index2.json"
-    index.write_text(index.read_text().replace("12:00:00", "13:00:00"))
-    for path in sign_stream(root, keys.signer, keys.alice):
-        later = path.stat().st_mtime + 10
-        os.utime(path, (later, later))
-
-
 def test_an_unchanged_upstream_costs_one_conditional_request(
     root: Path, signed: Path, gpg_keys: Keys
 ) -> None:
@@ -106,7 +96,7 @@ def test_a_changed_upstream_is_read_in_full_and_the_new_version_staged(
     log: list[tuple[str, int]] = []
     with serve_directory(signed, log=log) as url:
         assert syncjob.run(spec_for(root, url, gpg_keys)).state == "done"
-        publish(signed, [*AGENTS, Agent("3.6.13", "amd64")], gpg_keys)
+        republish_signed(signed, [*AGENTS, Agent("3.6.13", "amd64")], gpg_keys)
         log.clear()
         status = syncjob.run(spec_for(root, url, gpg_keys, versions=("3.6.13",)))
         changed = list(log)

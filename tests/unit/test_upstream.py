@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from support.gpg import NEEDS_GPG, Keys, sign_stream
+from support.gpg import NEEDS_GPG, Keys, republish_signed, sign_stream
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
 from upgrader.errors import StreamError, TransientError
@@ -120,7 +119,7 @@ def test_changed_index_is_read_in_full_and_kept_again(
     log: list[tuple[str, int]] = []
     with serve_directory(source, log=log) as url:
         read_upstream(mirror, url, "released", fetcher, trust=alice(gpg_keys))
-        _publish(source, [*AGENTS, Agent("3.6.13", "amd64", date="20251201")], gpg_keys)
+        republish_signed(source, [*AGENTS, Agent("3.6.13", "amd64", date="20251201")], gpg_keys)
         log.clear()
         changed = read_upstream(mirror, url, "released", fetcher, trust=alice(gpg_keys))
         requests = list(log)
@@ -132,16 +131,6 @@ def test_changed_index_is_read_in_full_and_kept_again(
     assert changed.note == (f"read the released stream from {url} in full ({url}{INDEX} changed)")
     assert "3.6.13" in versions(changed.contents)
     assert again.cached and again.contents == changed.contents
-
-
-def _publish(root: Path, agents: list[Agent], keys: Keys) -> None:
-    """Republish the stream with other agents, as publishers do: new index stamps, signed."""
-    write_stream(root, agents)
-    index = root / "streams/v1/index2.json"
-    index.write_text(index.read_text().replace("12:00:00", "13:00:00"))
-    for path in sign_stream(root, keys.signer, keys.alice):
-        later = path.stat().st_mtime + 10
-        os.utime(path, (later, later))
 
 
 def test_another_url_is_read_in_full(
