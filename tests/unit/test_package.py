@@ -24,6 +24,17 @@ def _imported_roots(path: Path) -> set[str]:
     return roots
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that finds only this package (and the stdlib)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(PACKAGE.parent)},
+    )
+
+
 def test_no_module_imports_ops() -> None:
     offenders = {p.name for p in PACKAGE.glob("*.py") if {"ops", "scenario"} & _imported_roots(p)}
     assert offenders == set()
@@ -37,13 +48,7 @@ def test_every_module_imports_with_ops_unavailable() -> None:
         "    importlib.import_module('upgrader.' + name)\n"
         "print('ok', len(sys.modules))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PYTHONPATH": str(PACKAGE.parent)},
-    )
+    result = _python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
     assert len(MODULES) > 10
@@ -59,12 +64,6 @@ def test_the_sync_path_imports_only_the_standard_library() -> None:
         "roots = {name.split('.')[0] for name in sys.modules}\n"
         "print(sorted(roots - set(sys.stdlib_module_names) - {'upgrader', '__main__'}))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PYTHONPATH": str(PACKAGE.parent)},
-    )
+    result = _python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
