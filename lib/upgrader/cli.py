@@ -169,21 +169,39 @@ def _jobs(text: str) -> int:
     return value
 
 
-def _keys_file(text: str) -> str:
-    """Read an ASCII-armoured public key file for --signing-keys."""
+def _option_file(option: str, text: str, wanted: str) -> str:
+    """Read the text file an option names; a failure names the option, the file and ``wanted``."""
     try:
-        keys = Path(text).expanduser().read_text(encoding="utf-8", errors="replace")
+        return Path(text).expanduser().read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise InvalidInputError(
-            f"cannot read --signing-keys {text!r}: {exc.strerror or exc}; give a file of "
-            "ASCII-armoured public keys (gpg --armor --export KEYID > keys.asc)"
+            f"cannot read {option} {text!r}: {exc.strerror or exc}; give a file of {wanted}"
         ) from None
+
+
+def _keys_file(text: str) -> str:
+    """Read an ASCII-armoured public key file for --signing-keys."""
+    wanted = "ASCII-armoured public keys (gpg --armor --export KEYID > keys.asc)"
+    keys = _option_file("--signing-keys", text, wanted)
     if "-----BEGIN PGP PUBLIC KEY BLOCK-----" not in keys:
         raise InvalidInputError(
             f"invalid --signing-keys {text!r}: it holds no ASCII-armoured public key; export "
             "one with gpg --armor --export KEYID > keys.asc"
         )
     return keys
+
+
+def _ca_file(text: str) -> str:
+    """Read a PEM file of extra CA certificates for --ca-certificates."""
+    from upgrader.fetch import check_ca_certificates
+
+    wanted = "PEM CA certificates (-----BEGIN CERTIFICATE-----)"
+    pem = _option_file("--ca-certificates", text, wanted)
+    try:
+        return check_ca_certificates(pem)
+    except InvalidInputError as exc:
+        reason = str(exc).removeprefix("ca-certificates: ")
+        raise InvalidInputError(f"invalid --ca-certificates {text!r}: {reason}") from None
 
 
 def _local_dir(text: str) -> Path:
@@ -263,24 +281,6 @@ def _stream_options(parser: argparse.ArgumentParser) -> None:
         dest="arches",
         help="architecture the controller needs (repeat, or separate with commas; default amd64)",
     )
-
-
-def _ca_file(text: str) -> str:
-    """Read a PEM file of extra CA certificates for --ca-certificates."""
-    from upgrader.fetch import check_ca_certificates
-
-    try:
-        pem = Path(text).expanduser().read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise InvalidInputError(
-            f"cannot read --ca-certificates {text!r}: {exc.strerror or exc}; give a file of PEM "
-            "CA certificates (-----BEGIN CERTIFICATE-----)"
-        ) from None
-    try:
-        return check_ca_certificates(pem)
-    except InvalidInputError as exc:
-        reason = str(exc).removeprefix("ca-certificates: ")
-        raise InvalidInputError(f"invalid --ca-certificates {text!r}: {reason}") from None
 
 
 def _trust_options(parser: argparse.ArgumentParser) -> None:
