@@ -801,21 +801,38 @@ def test_unsigned_stream_is_refused_by_default(stream_url: str, bin_dir: Path) -
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("option", "content", "message"),
     [
-        (None, "argument --signing-keys: cannot read --signing-keys '{path}': No such file"),
-        ("not a key\n", "argument --signing-keys: invalid --signing-keys '{path}': it holds no"),
+        ("--signing-keys", None, "cannot read --signing-keys '{path}': No such file"),
+        ("--signing-keys", "not a key\n", "invalid --signing-keys '{path}': it holds no"),
+        (
+            "--ca-certificates",
+            None,
+            "cannot read --ca-certificates '{path}': No such file or directory; give a file",
+        ),
+        (
+            "--ca-certificates",
+            "not a certificate",
+            "invalid --ca-certificates '{path}': no PEM certificate found",
+        ),
+        (
+            "--ca-certificates",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "invalid --ca-certificates '{path}': holds a private key",
+        ),
     ],
 )
-def test_bad_signing_keys_file(
-    bin_dir: Path, tmp_path: Path, content: str | None, message: str
+def test_bad_option_file(
+    bin_dir: Path, tmp_path: Path, option: str, content: str | None, message: str
 ) -> None:
-    path = tmp_path / "keys.asc"
+    path = tmp_path / "option-file"
     if content is not None:
         path.write_text(content)
-    done = run("plan", "--agent-version", "3.6", "--signing-keys", str(path), path=bin_dir)
+    done = run("plan", "--no-juju", "--agent-version", "3.6", option, str(path), path=bin_dir)
     assert done.returncode == 2
-    assert done.stderr.startswith(f"juju-upgrader: error: {message.format(path=path)}")
+    expected = f"juju-upgrader: error: argument {option}: {message.format(path=path)}"
+    assert done.stderr.startswith(expected)
+    assert "Traceback" not in done.stderr
 
 
 # -- sync -------------------------------------------------------------------------------------
@@ -1231,33 +1248,6 @@ def test_private_ca_for_an_https_source(tmp_path: Path, bin_dir: Path) -> None:
     assert "add that CA to --ca-certificates FILE" in refused.stderr
     assert trusted.returncode == 0, trusted.stderr
     assert json.loads(trusted.stdout)["target-version"] == "3.6.12"
-
-
-@pytest.mark.parametrize(
-    ("content", "reason"),
-    [
-        (None, "cannot read --ca-certificates '{file}': No such file or directory; give a file"),
-        ("not a certificate", "invalid --ca-certificates '{file}': no PEM certificate found"),
-        (
-            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-            "invalid --ca-certificates '{file}': holds a private key",
-        ),
-    ],
-)
-def test_bad_ca_certificates_file_is_refused(
-    tmp_path: Path, bin_dir: Path, content: str | None, reason: str
-) -> None:
-    ca = tmp_path / "ca.pem"
-    if content is not None:
-        ca.write_text(content)
-
-    result = run(
-        "plan", "--no-juju", "--agent-version", "3.5.6", "--ca-certificates", str(ca), path=bin_dir
-    )
-
-    assert result.returncode == 2
-    assert reason.format(file=ca) in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(
