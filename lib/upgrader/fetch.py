@@ -54,6 +54,7 @@ from upgrader.transport import (
     Response,
     UnsupportedRequestError,
 )
+from upgrader.urls import redact_url
 
 MIB = 1024 * 1024
 DEFAULT_MAX_DOCUMENT_BYTES = 64 * MIB
@@ -980,7 +981,7 @@ def _classify(url: str, exc: BaseException, settings: FetchSettings) -> Exceptio
     if isinstance(exc, UnsupportedRequestError | ValueError):
         return StreamError(f"cannot fetch {url}: {description}")
     if isinstance(exc, ProxyError):
-        return _RetryableError(f"proxy {_redact(exc.proxy)} failed: {description}")
+        return _RetryableError(f"proxy {redact_url(exc.proxy)} failed: {description}")
     return _RetryableError(description)
 
 
@@ -1072,22 +1073,13 @@ def _normalise_proxy(name: str, value: str | None) -> str | None:
     try:
         parts.port  # noqa: B018 - validates the port
     except ValueError as exc:
-        raise InvalidInputError(f"{name}: invalid port in proxy URL {_redact(text)!r}") from exc
+        raise InvalidInputError(f"{name}: invalid port in proxy URL {redact_url(text)!r}") from exc
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise InvalidInputError(
-            f"{name}: unsupported proxy URL {_redact(text)!r}; expected http://host:port "
+            f"{name}: unsupported proxy URL {redact_url(text)!r}; expected http://host:port "
             "or https://host:port"
         )
     return text
-
-
-def _redact(url: str) -> str:
-    """Hide the password in a URL's user information."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def check_ca_certificates(pem: str) -> str:

@@ -346,11 +346,13 @@ def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
         FetchSettings(**kwargs)  # type: ignore[arg-type]
 
 
-def test_proxy_password_is_not_shown_in_errors() -> None:
+@pytest.mark.parametrize("login", ["user:secret", "secret"])  # a token alone too
+def test_proxy_password_is_not_shown_in_errors(login: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        FetchSettings(http_proxy="ftp://user:secret@proxy:21")
+        FetchSettings(http_proxy=f"ftp://{login}@proxy:21")
 
     assert "secret" not in str(caught.value)
+    assert "@proxy:21" in str(caught.value)
 
 
 def test_backoff_doubles_and_is_capped(origin: OriginServer) -> None:
