@@ -1,0 +1,67 @@
+"""Where the command line writes: results on stdout, notes and progress on stderr.
+
+Everything printed passes through :func:`upgrader.urls.redact_text`, so a ``--stream-url``
+login never shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from upgrader.urls import redact_text
+
+PROG = "juju-upgrader"
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclasses.dataclass
+class Console:
+    """Where a command writes: results to ``out``, notes and progress to ``err``."""
+
+    out: TextIO
+    err: TextIO
+    quiet: bool = False
+
+    def note(self, message: str) -> None:
+        """Print an informational line on stderr, unless quiet (URLs show no credentials)."""
+        if not self.quiet:
+            print(redact_text(f"{PROG}: {message}"), file=self.err, flush=True)
+
+    def result(self, text: str) -> None:
+        """Write results on stdout; the URLs they quote show no credentials."""
+        self.out.write(redact_text(text))
+
+
+def render(results: dict[str, Any], fmt: str) -> str:
+    """Results as JSON or YAML text; in YAML, multi-line strings are literal blocks."""
+    if fmt == "json":
+        return json.dumps(results, indent=2) + "\n"
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, represent_str)
+    return yaml.dump(results, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def table(rows: Sequence[tuple[str, str]]) -> list[str]:
+    """``  label:  value`` lines with the values aligned."""
+    width = max(len(label) for label, _ in rows) + 2
+    return [f"  {label + ':':<{width}}{value}" for label, value in rows]
+
+
+def quote(source: str) -> str:
+    """A version's source for a table: a juju command in backquotes."""
+    return f"`{source}`" if source.startswith("juju ") else source
