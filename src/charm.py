@@ -13,7 +13,7 @@ from pathlib import Path
 import ops
 
 from mirror_server import MirrorServer
-from upgrader.bundle import import_resource
+from upgrader.archive_import import import_resource
 from upgrader.errors import InvalidInputError, TransientError, UpgraderError
 from upgrader.fetch import Fetcher
 from upgrader.mirror import Mirror, MirrorBusyError, agent_metadata_url, format_bytes

@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from support.streams import Agent, make_tarball, write_stream
-from upgrader import bundle
-from upgrader.bundle import ArchiveError, Limits, import_bundle, make_bundle
+from upgrader import archive, archive_import
+from upgrader.archive import ArchiveError, Limits
+from upgrader.archive_import import import_bundle
+from upgrader.bundle import make_bundle
 from upgrader.errors import InvalidInputError, SignatureError
 from upgrader.mirror import InsufficientSpaceError, Mirror, MirrorBusyError
 from upgrader.versions import parse_binary
@@ -564,7 +566,7 @@ def test_disk_filling_up_during_extraction_is_refused_cleanly(
         f"""
         import resource, signal, sys
         sys.path[:0] = [{str(ROOT / "lib")!r}]
-        from upgrader.bundle import import_bundle
+        from upgrader.archive_import import import_bundle
         from upgrader.errors import UpgraderError
         from upgrader.mirror import Mirror
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -950,7 +952,7 @@ def test_gzip_reader_reads_concatenated_members(tmp_path: Path) -> None:
     with open(tmp_path / "two.gz", "wb") as out:
         out.write(body)
     with open(tmp_path / "two.gz", "rb") as raw:
-        reader = bundle._GzipReader(raw, "two.gz")
+        reader = archive._GzipStream(raw, "two.gz")
         data = b""
         while chunk := reader.read(300):
             data += chunk
@@ -964,14 +966,14 @@ def test_gzip_reader_reads_concatenated_members(tmp_path: Path) -> None:
 def test_import_resource_remembers_the_archive_and_skips_it_next_time(
     good: Path, mirror: Mirror
 ) -> None:
-    first = bundle.import_resource(good, mirror, source="the agent-binaries resource")
+    first = archive_import.import_resource(good, mirror, source="the agent-binaries resource")
     assert len(first.imported) == 3
-    assert first.sha256 == bundle.file_sha256(good)
+    assert first.sha256 == archive_import.file_sha256(good)
     assert first.results()["sha256"] == first.sha256
-    record = mirror.root / bundle.RESOURCE_RECORD
+    record = mirror.root / archive_import.RESOURCE_RECORD
     assert record.read_text() == f"{first.sha256}\n"
     before = snapshot(mirror)
-    again = bundle.import_resource(good, mirror, source="the agent-binaries resource")
+    again = archive_import.import_resource(good, mirror, source="the agent-binaries resource")
     assert again.already_imported
     assert (again.imported, again.present) == ((), ())
     assert again.summary() == (
@@ -981,7 +983,7 @@ def test_import_resource_remembers_the_archive_and_skips_it_next_time(
 
 
 def test_import_resource_force_restores_pruned_binaries(good: Path, mirror: Mirror) -> None:
-    bundle.import_resource(good, mirror)
+    archive_import.import_resource(good, mirror)
     with mirror.lock("prune"):
         mirror.prune(1, protected=[])
     assert [str(e.binary) for e in mirror.staged("released")] == [
@@ -989,8 +991,8 @@ def test_import_resource_force_restores_pruned_binaries(good: Path, mirror: Mirr
         "3.6.12-ubuntu-amd64",
         "3.5.7-ubuntu-amd64",
     ]
-    assert bundle.import_resource(good, mirror).already_imported
-    forced = bundle.import_resource(good, mirror, force=True)
+    assert archive_import.import_resource(good, mirror).already_imported
+    forced = archive_import.import_resource(good, mirror, force=True)
     assert forced.imported == binaries("3.6.11-ubuntu-amd64")
     assert forced.present == binaries("3.6.12-ubuntu-amd64", "3.6.12-ubuntu-arm64")
     assert mirror.verify() == []
@@ -999,16 +1001,16 @@ def test_import_resource_force_restores_pruned_binaries(good: Path, mirror: Mirr
 def test_import_resource_does_not_remember_refused_or_empty_archives(
     tmp_path: Path, good_members: Members, mirror: Mirror
 ) -> None:
-    record = mirror.root / bundle.RESOURCE_RECORD
+    record = mirror.root / archive_import.RESOURCE_RECORD
     bad = write_archive(tmp_path / "bad.tar.gz", hostile_members("symlink", good_members))
     for _ in range(2):  # refused again: nothing remembered it
         with pytest.raises(ArchiveError, match="is a symbolic link"):
-            bundle.import_resource(bad, mirror)
+            archive_import.import_resource(bad, mirror)
     (tmp_path / "empty").write_bytes(b"")
-    assert bundle.import_resource(tmp_path / "empty", mirror).empty
+    assert archive_import.import_resource(tmp_path / "empty", mirror).empty
     assert not record.exists()
 
 
 def test_import_into_a_missing_storage_root_is_refused(good: Path, tmp_path: Path) -> None:
-    with pytest.raises(bundle.MirrorError, match="cannot use storage"):
+    with pytest.raises(archive_import.MirrorError, match="cannot use storage"):
         import_bundle(good, Mirror(tmp_path / "absent"))

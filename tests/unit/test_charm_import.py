@@ -18,7 +18,8 @@ from ops import testing
 
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
-from upgrader.bundle import RESOURCE_RECORD, make_bundle
+from upgrader.archive_import import RESOURCE_RECORD
+from upgrader.bundle import make_bundle
 from upgrader.fetch import Fetcher, FetchSettings
 from upgrader.mirror import Mirror
 from upgrader.streams import StreamContents, parse_products
