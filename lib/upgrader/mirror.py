@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInputError, NotFoundError, StreamError, UpgraderError
+from .files import fsync_directory, replace_file
 from .streams import (
     DATATYPE,
     INDEX_FORMAT,
@@ -200,15 +201,6 @@ def render_index(streams: Mapping[str, Iterable[AgentEntry]], updated: datetime.
     return json.dumps(doc, indent=4).encode()
 
 
-def fsync_directory(path: Path) -> None:
-    """Make a rename or unlink in ``path`` durable."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def write_atomic(
     path: Path,
     data: bytes,
@@ -218,10 +210,7 @@ def write_atomic(
     unchanged: str = "the published metadata is unchanged",
     parents: bool = True,
 ) -> None:
-    """Replace ``path`` with ``data``: write a temporary file beside it, fsync, rename, fsync.
-
-    The temporary file is created anew with its final mode (``O_EXCL``), never through a link
-    left at its name (``O_NOFOLLOW``): a stale one from a killed writer is removed first.
+    """Replace ``path`` with ``data`` (:func:`upgrader.files.replace_file`), or MirrorError.
 
     Args:
         path: the file to replace.
@@ -235,21 +224,9 @@ def write_atomic(
     Raises:
         MirrorError: the file cannot be written (disk full, permissions); ``path`` is unchanged.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        if parents:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.unlink(missing_ok=True)  # a stale one, or a planted link (not what it points to)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        with os.fdopen(os.open(tmp, flags, mode), "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-        fsync_directory(path.parent)
+        replace_file(path, data, mode=mode, parents=parents)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         name = f"{what} {path}" if what else str(path)
         raise MirrorError(f"cannot write {name}: {describe_os_error(exc)}; {unchanged}") from exc
 

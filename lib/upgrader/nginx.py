@@ -20,10 +20,10 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from .errors import InvalidInputError, UpgraderError
+from .files import replace_file
 
 DEFAULT_PORT = 8080
 SERVED_DIR = "tools"
@@ -245,7 +245,7 @@ def install_site(text: str, layout: Layout, *, nginx: str = NGINX_BINARY) -> boo
         default_link = _readlink(layout.default_site)
         if previous == text and enabled and default_link is None:
             return False
-        _write_atomically(layout.available, text)
+        replace_file(layout.available, text.encode())
         if not enabled:
             layout.enabled.parent.mkdir(parents=True, exist_ok=True)
             _replace_link(layout.enabled, layout.available)
@@ -289,21 +289,6 @@ def _readlink(path: Path) -> str | None:
     return os.readlink(path) if path.is_symlink() else None
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _replace_link(link: Path, target: Path) -> None:
     tmp = link.with_name(f".{link.name}.new")
     tmp.unlink(missing_ok=True)
@@ -317,7 +302,7 @@ def _restore(
     if previous is None:
         layout.available.unlink(missing_ok=True)
     else:
-        _write_atomically(layout.available, previous)
+        replace_file(layout.available, previous.encode())
     if not enabled:
         layout.enabled.unlink(missing_ok=True)
     if default_link is not None and not layout.default_site.is_symlink():
