@@ -1,38 +1,105 @@
 #!/usr/bin/env python3
-"""The upgrader charm: event wiring around the ops-free ``upgrader`` package in lib/."""
+"""The upgrader charm: one state, one reconcile and the actions, around lib/upgrader.
+
+ARCHITECTURE.md maps the whole; the work itself is done by the ops-free ``upgrader`` package.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import functools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import ops
 
-from mirror_server import MirrorServer
-from upgrader.archive_import import import_resource
-from upgrader.errors import InvalidInputError, TransientError, UpgraderError
+from state import PEERS, CharmState
+from upgrader.archive_import import ImportResult, import_resource
+from upgrader.config import CharmConfig, parse_architectures
+from upgrader.errors import TransientError, UpgraderError
 from upgrader.fetch import Fetcher
-from upgrader.mirror import Mirror, MirrorBusyError, agent_metadata_url, format_bytes
-from upgrader.plan import PlanRequest, make_plan, plan_results
-from upgrader.selection import Outcome, Policy
-from upgrader.serving import ServingSettings
-from upgrader.settings import Settings, parse_architectures
-from upgrader.streams import StreamContents, Validators, check_for_changes, read_stream
-from upgrader.sync import Progress, SyncError, SyncRequest, SyncSettings, sync, sync_results
+from upgrader.mirror import TOOLS_DIR, Mirror, MirrorBusyError, MirrorError, format_bytes
+from upgrader.nginx import LOG_DIR, Layout, NginxService, ServingError, Site
+from upgrader.plan import MirrorState, PlanRequest, is_staged, make_plan, plan_results
+from upgrader.selection import Outcome, Policy, Selection
+from upgrader.serving import LeaderMirror
+from upgrader.status import (
+    BINARIES_STORAGE,
+    ImportOutcome,
+    Serving,
+    StreamCheck,
+    UnitFacts,
+    no_storage_message,
+    unit_status,
+)
+from upgrader.streams import AgentEntry, StreamContents, check_for_changes, read_stream
+from upgrader.sync import Progress, SyncError, SyncRequest, sync, sync_results
+from upgrader.syncjob import (
+    JOB_FILE,
+    JobService,
+    auto_sync_job,
+    current_status,
+    follow_job,
+    mirror_revision,
+    render_unit,
+    write_spec,
+)
 from upgrader.upstream import read_upstream
 from upgrader.urls import redact_text, redact_url, redact_values
-from upgrader.versions import SeriesFilter, Version, parse_lenient, parse_major_minor
+from upgrader.versions import Version, parse_lenient, parse_major_minor
 
 logger = logging.getLogger(__name__)
 
 AGENT_BINARIES = "agent-binaries"
-BINARIES_STORAGE = "binaries"
-DEFAULT_MIRROR_PORT = 8080
-"""The mirror's port when the charm has no ``port`` option."""
+WEBSITE = "website"
+
+
+class StreamRefresh(enum.Enum):
+    """What an event asks of the upstream stream."""
+
+    NONE = "none"
+    CHECK = "check"
+    """Retry a failed read; after a good one, read again only if the index changed."""
+    READ = "read"
+    """Read it in full, so that a bad source shows at once."""
+
+
+class ResourceImport(enum.Enum):
+    """What an event asks of the ``agent-binaries`` resource."""
+
+    NONE = "none"
+    RETRY = "retry"
+    """Import again only if the last import found the mirror busy."""
+    NEW = "new"
+    """Import it if it is not the archive imported last (an unchanged one costs a hash)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Work:
+    """The reconcile steps that reach outside the unit, and which events ask for them."""
+
+    stream: StreamRefresh = StreamRefresh.NONE
+    resource: ResourceImport = ResourceImport.NONE
+
+
+# The stream is read when its options may have changed and checked on the periodic hook; the
+# resource is imported when Juju may have brought a new one. Every other step runs on every
+# reconcile.
+_WORK: dict[type[ops.EventBase], _Work] = {
+    ops.ConfigChangedEvent: _Work(StreamRefresh.READ, ResourceImport.NEW),
+    ops.UpdateStatusEvent: _Work(StreamRefresh.CHECK, ResourceImport.RETRY),
+    ops.UpgradeCharmEvent: _Work(resource=ResourceImport.NEW),
+    ops.StorageAttachedEvent: _Work(resource=ResourceImport.NEW),
+}
+
+
+class ActionRefusedError(Exception):
+    """An action cannot run now; the message says why and what to do."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,193 +123,366 @@ class SyncParams:
 
 @dataclasses.dataclass(frozen=True)
 class PruneParams:
-    """The ``prune-binaries`` action parameters."""
+    """The ``prune-binaries`` action parameters (Juju enforces ``keep``'s presence and range)."""
 
     keep: int | None = None
 
+    def __post_init__(self) -> None:
+        """Name the parameter when Juju did not enforce it (an older Juju, a test)."""
+        if self.keep is None:
+            raise ValueError(
+                "keep is required: the number of versions to keep per major.minor, e.g. 2"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportParams:
+    """The ``import-binaries`` action parameters."""
+
+    force: bool = False
+
+
+def _fails_cleanly(
+    handler: Callable[[UpgraderCharm, ops.ActionEvent], None],
+) -> Callable[[UpgraderCharm, ops.ActionEvent], None]:
+    """Turn a refusal or an operator-facing error into the action's failure message."""
+
+    @functools.wraps(handler)
+    def run(charm: UpgraderCharm, event: ops.ActionEvent) -> None:
+        try:
+            handler(charm, event)
+        except (ActionRefusedError, UpgraderError) as exc:
+            event.fail(redact_text(str(exc)))
+
+    return run
+
 
 class UpgraderCharm(ops.CharmBase):
-    """Plans controller agent upgrades from a simplestreams source."""
+    """Plans controller agent upgrades, stages agent binaries and serves them."""
 
     _stored = ops.StoredState()
 
     def __init__(self, framework: ops.Framework):
-        """Observe the events this charm handles."""
+        """Observe every event that changes what the unit should be, and the actions."""
         super().__init__(framework)
-        self._stored.set_default(stream_error="", stream_transient=False, planned="")
-        self._stored.set_default(stream_unverified="", stream_validators={})
-        framework.observe(self.on.config_changed, self._on_config_changed)
-        framework.observe(self.on["plan-upgrade"].action, self._on_plan_upgrade)
-        framework.observe(self.on["sync-binaries"].action, self._on_sync_binaries)
-        framework.observe(self.on["prune-binaries"].action, self._on_prune_binaries)
-        framework.observe(self.on.collect_unit_status, self._on_collect_status)
-        framework.observe(self.on.update_status, self._on_update_status)
-        # Air-gapped import of the agent-binaries resource.
-        self._stored.set_default(import_error="", import_retry=False, import_note="")
-        framework.observe(self.on.upgrade_charm, self._on_import_trigger)
-        framework.observe(self.on.config_changed, self._on_import_trigger)
-        framework.observe(self.on[BINARIES_STORAGE].storage_attached, self._on_import_trigger)
-        framework.observe(self.on.update_status, self._on_import_retry)
-        framework.observe(self.on["import-binaries"].action, self._on_import_binaries)
-        # Serving the mirror (nginx, port, relations, background syncs); created last so
-        # that its update-status handler runs after the stream refresh above.
-        self._mirror_server = MirrorServer(self)
+        # Only what the unit cannot see again without redoing the work (StreamCheck,
+        # ImportOutcome, and the last serving and job failures); the rest is derived.
+        self._stored.set_default(stream={}, last_import={}, serving_error="", job_error="")
+        on = self.on
+        for event in (
+            on.install,
+            on.start,
+            on.config_changed,
+            on.upgrade_charm,
+            on.update_status,
+            on.leader_elected,
+            on[BINARIES_STORAGE].storage_attached,
+            on[PEERS].relation_joined,
+            on[PEERS].relation_changed,
+            on[PEERS].relation_departed,
+            on[WEBSITE].relation_joined,
+            on[WEBSITE].relation_changed,
+        ):
+            framework.observe(event, self._on_reconcile)
+        framework.observe(on[BINARIES_STORAGE].storage_detaching, self._on_storage_detaching)
+        framework.observe(on.stop, self._on_stop)
+        framework.observe(on.remove, self._on_stop)
+        framework.observe(on.collect_unit_status, self._on_collect_status)
+        framework.observe(on["plan-upgrade"].action, self._on_plan_upgrade)
+        framework.observe(on["sync-binaries"].action, self._on_sync_binaries)
+        framework.observe(on["prune-binaries"].action, self._on_prune_binaries)
+        framework.observe(on["import-binaries"].action, self._on_import_binaries)
 
-    def _on_config_changed(self, _: ops.ConfigChangedEvent) -> None:
-        """Check that the configured stream can be read, so a bad source shows at once."""
-        try:
-            settings = self.load_config(Settings)
-        except ValueError:
-            return  # collect-status reports the option and the accepted values
-        self._read_stream(settings)
+    @functools.cached_property
+    def _state(self) -> CharmState:
+        return CharmState.from_charm(self)
 
-    def _on_plan_upgrade(self, event: ops.ActionEvent) -> None:
-        try:
-            settings = self.load_config(Settings)
-        except ValueError as exc:
-            _fail(event, f"invalid config: {exc}")
+    # --- reconcile -------------------------------------------------------------------------
+
+    def _on_reconcile(self, event: ops.EventBase) -> None:
+        self._reconcile(self._state, _WORK.get(type(event), _Work()))
+
+    def _reconcile(self, state: CharmState, work: _Work) -> None:
+        """Bring the unit to what its config, storage, resource and peers ask for, in order."""
+        config = state.config
+        if config is None:
+            return  # collect-status names the option; nothing changes until it is fixed
+        self._refresh_stream(state, config, work.stream)
+        if work.resource is ResourceImport.NEW or (
+            work.resource is ResourceImport.RETRY and self._last_import.retry
+        ):
+            self._import_resource(state, config)
+        root = self._serve(state, config)
+        if root is None:
             return
-        params = event.load_params(PlanParams, errors="fail")
-        try:
-            request = self._plan_request(params, settings)
-        except InvalidInputError as exc:
-            _fail(event, str(exc))
+        entries = _staged(root, config)
+        self._publish(state, config, entries)
+        self._run_background_job(state, config, root, entries)
+
+    def _refresh_stream(self, state: CharmState, config: CharmConfig, how: StreamRefresh) -> None:
+        """Read the stream, or check with one conditional request whether it changed.
+
+        A check before any read does nothing (config-changed does the first read).
+        """
+        check = self._stream_check
+        if how is StreamRefresh.NONE:
             return
-        contents = self._read_stream(settings)
-        if contents is None:
-            _fail(event, str(self._stored.stream_error))
-            return
+        if how is StreamRefresh.CHECK and not check.error:
+            if check.validators is None:
+                return
+            try:
+                with Fetcher(config.fetch_settings(os.environ)) as fetcher:
+                    if not check_for_changes(check.validators, fetcher):
+                        return
+            except UpgraderError as exc:
+                self._stream_failed(exc)
+                return
+        self._read_stream(state, config)
+
+    def _import_resource(
+        self,
+        state: CharmState,
+        config: CharmConfig,
+        *,
+        force: bool = False,
+        log: Callable[[str], None] | None = None,
+    ) -> ImportResult | None:
+        """Import the attached resource into the mirror, recording the outcome for the status.
+
+        Returns:
+            What was imported; None when there is no storage or no resource, or on failure
+            (then :attr:`_last_import` says why).
+        """
+        root = state.storage_root
+        path = self._resource_path() if root is not None else None
+        if root is None or path is None:
+            return None  # storage-attached imports it once the storage is there
         try:
-            selection = make_plan(contents, request)
+            result = import_resource(
+                path,
+                Mirror(root),
+                force=force,
+                keys=config.keys,
+                source=f"the {AGENT_BINARIES} resource",
+                log=log,
+            )
         except UpgraderError as exc:
-            _fail(event, str(exc))
+            message = redact_text(f"cannot import: {exc}")
+            logger.error(message)
+            self._last_import = dataclasses.replace(
+                self._last_import, error=message, retry=isinstance(exc, MirrorBusyError)
+            )
+            return None
+        note = self._last_import.note
+        if not result.already_imported:
+            logger.info("%s", result.summary())
+            if result.imported:
+                note = f"imported {len(result.imported)} agent binaries"
+        self._last_import = ImportOutcome(note=note)
+        return result
+
+    def _serve(self, state: CharmState, config: CharmConfig) -> Path | None:
+        """Have nginx serve the storage's mirror on the configured port; returns the root."""
+        nginx = _nginx(state)
+        root = state.storage_root
+        try:
+            if not nginx.installed():
+                self.unit.status = ops.MaintenanceStatus("installing nginx")
+                nginx.install()
+            if root is None:
+                if nginx.serving():
+                    self._shut_down(state, stop_nginx=False)
+                return None
+            _readable_by_nginx(root)
+            nginx.serve(_site(state, root, config.port))
+        except (ServingError, OSError) as exc:
+            logger.error("cannot serve the mirror: %s", exc)
+            self._stored.serving_error = f"cannot serve the mirror: {exc}"
+            return None
+        self._stored.serving_error = ""
+        self.unit.set_ports(config.port)
+        return root
+
+    def _publish(
+        self, state: CharmState, config: CharmConfig, entries: tuple[AgentEntry, ...]
+    ) -> None:
+        """Tell reverse proxies where this unit listens, and (leader) peers what it serves."""
+        for relation in self.model.relations[WEBSITE]:
+            relation.data[self.unit].update({"hostname": state.address, "port": str(state.port)})
+        peers = self.model.get_relation(PEERS)
+        if peers is not None and state.leader:
+            revision = mirror_revision(entries, config.agent_os, config.arch_list)
+            published = LeaderMirror(state.mirror_url, revision, state.unit)
+            peers.data[self.app].update(published.as_dict())
+
+    def _run_background_job(
+        self, state: CharmState, config: CharmConfig, root: Path, entries: tuple[AgentEntry, ...]
+    ) -> None:
+        """Start the background sync that is due: auto-sync on the leader, a copy elsewhere."""
+        job = JobService(f"{state.slug}-sync.service")
+        try:
+            if state.leader and not config.auto_sync:
+                job.remove()
+                self._stored.job_error = ""
+                return
+            if state.leader:
+                spec = auto_sync_job(config, root, entries, self._stream_check.target, os.environ)
+            else:
+                spec = follow_job(config, root, entries, state.leader_mirror)
+            if spec is None:
+                self._stored.job_error = ""  # nothing is due: an old failure no longer applies
+                return
+            text = render_unit(
+                description=f"Stage Juju agent binaries for {state.unit}",
+                python=sys.executable,
+                pythonpath=[str(state.charm_dir / "lib"), str(state.charm_dir / "src")],
+                spec_path=root / JOB_FILE,
+            )
+            if job.running():
+                return  # it finishes first; the next hook starts the next run if still due
+            write_spec(root, spec)
+            job.install(text)
+            job.start()
+        except UpgraderError as exc:
+            message = redact_text(f"cannot start the background sync: {exc}")
+            logger.error("%s", message)
+            self._stored.job_error = message
             return
-        self._stored.planned = (
-            str(selection.target) if selection.outcome is Outcome.UPGRADE else ""
+        self._stored.job_error = ""
+
+    # --- leaving ---------------------------------------------------------------------------
+
+    def _on_storage_detaching(self, _: ops.StorageDetachingEvent) -> None:
+        """The storage goes away: stop the job, stop serving it, close the port."""
+        self._shut_down(self._state, stop_nginx=False)
+
+    def _on_stop(self, _: ops.EventBase) -> None:
+        """The unit goes away: stop the job and nginx; the storage is left as it is."""
+        self._shut_down(self._state, stop_nginx=True)
+
+    def _shut_down(self, state: CharmState, *, stop_nginx: bool) -> None:
+        nginx = _nginx(state)
+        try:
+            JobService(f"{state.slug}-sync.service").remove()
+            if stop_nginx:
+                nginx.stop()
+            else:
+                nginx.stop_serving()
+        except UpgraderError as exc:
+            logger.error("cannot stop serving cleanly: %s", exc)
+        self.unit.set_ports()
+        for relation in self.model.relations[WEBSITE]:
+            for key in ("hostname", "port"):
+                relation.data[self.unit].pop(key, None)
+        peers = self.model.get_relation(PEERS)
+        if peers is not None and state.leader:
+            for key in LeaderMirror("", "").as_dict():
+                peers.data[self.app].pop(key, None)
+
+    # --- status ----------------------------------------------------------------------------
+
+    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
+        state = self._state
+        facts = UnitFacts(
+            unit=state.unit,
+            agent_version=str(state.agent_version),
+            config_error=state.config_error,
+            stream=self._stream_check,
+            last_import=self._last_import,
+            storage_attached=state.storage_root is not None,
+            serving_error=str(self._stored.serving_error),
+            serving=self._serving(state),
         )
-        exact = params != PlanParams()
-        mirror = self._mirror_server.mirror_state(selection, settings, exact=exact)
+        status = unit_status(facts)
+        event.add_status(ops.StatusBase.from_name(status.name, redact_text(status.message)))
+
+    def _serving(self, state: CharmState) -> Serving | None:
+        """What the unit serves, when nginx serves its storage's mirror."""
+        root, config = state.storage_root, state.config
+        if root is None or config is None or not _nginx(state).serving():
+            return None
+        return Serving(
+            url=state.mirror_url,
+            entries=_staged(root, config),
+            os_name=config.agent_os,
+            architectures=config.arch_list,
+            job=current_status(root),
+            job_error=str(self._stored.job_error),
+        )
+
+    # --- actions ---------------------------------------------------------------------------
+
+    @_fails_cleanly
+    def _on_plan_upgrade(self, event: ops.ActionEvent) -> None:
+        config = self._may_run(self._state)
+        params = event.load_params(PlanParams, errors="fail")
+        request = _plan_request(self._state, config, params)
+        contents = self._read_stream(self._state, config)
+        if contents is None:
+            raise ActionRefusedError(self._stream_check.error)
+        selection = make_plan(contents, request)
+        mirror = self._mirror_state(self._state, config, selection, exact=params != PlanParams())
         results = plan_results(selection, contents, mirror)
         if not contents.verified:
             results["unverified-reason"] = contents.unverified_reason
         event.set_results(redact_values(results))
 
-    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
-        for status in self._statuses():
-            event.add_status(_redacted(status))
-
-    def _statuses(self) -> list[ops.StatusBase]:
-        """Every status that applies now; collect-status shows the one of highest priority."""
-        statuses: list[ops.StatusBase] = []
-        for options in (Settings, SyncSettings, ServingSettings):
-            try:
-                self.load_config(options)
-            except ValueError as exc:
-                statuses.append(ops.BlockedStatus(f"invalid config: {exc}"))
-        if self._stored.stream_error:
-            status = ops.MaintenanceStatus if self._stored.stream_transient else ops.BlockedStatus
-            statuses.append(status(str(self._stored.stream_error)))
-        if self._stored.import_error:
-            status = ops.MaintenanceStatus if self._stored.import_retry else ops.BlockedStatus
-            statuses.append(status(str(self._stored.import_error)))
-        if self._binaries_root() is None:
-            statuses.append(ops.BlockedStatus(_no_storage_message(self.unit.name)))
-        message = self._serving_message(statuses)
-        if self._stored.import_note:
-            message += f"; {self._stored.import_note}"
-        if self._stored.stream_unverified:
-            message += " (unverified source)"
-        statuses.append(ops.ActiveStatus(message))
-        return statuses
-
-    def _serving_message(self, statuses: list[ops.StatusBase]) -> str:
-        """What the unit serves and where; a serving failure is added to ``statuses``."""
-        serving = self._mirror_server.status()
-        if isinstance(serving, ops.ActiveStatus):
-            return serving.message
-        if serving is not None:
-            statuses.append(serving)
-        message = f"agent {self.model.juju_version}"
-        if self._stored.planned:
-            message += f"; upgrade target {self._stored.planned}"
-        return message
-
+    @_fails_cleanly
     def _on_sync_binaries(self, event: ops.ActionEvent) -> None:
-        root = self._binaries_root()
-        if root is None:
-            _fail(event, _no_storage_message(self.unit.name))
-            return
         params = event.load_params(SyncParams, errors="fail")
-        if not params.dry_run and self._refused_on_follower(event, "sync-binaries"):
-            return
-        try:
-            settings = self.load_config(Settings)
-            parallel = self.load_config(SyncSettings).parallel_downloads
-        except ValueError as exc:
-            _fail(event, f"invalid config: {exc}")
-            return
-        try:
-            series = parse_major_minor(params.version) if params.version.strip() else None
-            arches = (
-                parse_architectures(params.architectures)
-                if params.architectures.strip()
-                else settings.arch_list
-            )
-        except InvalidInputError as exc:
-            _fail(event, str(exc))
-            return
+        state = self._state
+        config = self._may_run(state, storage=True, stages="" if params.dry_run else "sync")
+        root = state.storage_root
+        assert root is not None  # noqa: S101 - checked by _may_run
+        series = parse_major_minor(params.version) if params.version.strip() else None
+        arches = (
+            parse_architectures(params.architectures)
+            if params.architectures.strip()
+            else config.arch_list
+        )
         log = _redacting(event.log)
         contents = self._read_stream(
-            settings, kept_in=Mirror(root), save=not params.dry_run, log=log
+            state, config, kept_in=Mirror(root), save=not params.dry_run, log=log
         )
         if contents is None:
-            _fail(event, str(self._stored.stream_error))
-            return
+            raise ActionRefusedError(self._stream_check.error)
+        if series is not None:
+            request = SyncRequest(series=series, os_names=(config.agent_os,), architectures=arches)
+        else:
+            plan = dataclasses.replace(_plan_request(state, config), architectures=arches)
+            selection = make_plan(contents, plan)
+            log(f"staging {selection.target}, the plan-upgrade target ({selection.reason})")
+            request = SyncRequest(
+                versions=(selection.target,), os_names=(config.agent_os,), architectures=arches
+            )
         try:
-            request = self._sync_request(series, arches, settings, contents, log)
-            with Fetcher(settings.fetch_settings(os.environ)) as fetcher:
+            with Fetcher(config.fetch_settings(os.environ)) as fetcher:
                 result = sync(
                     Mirror(root),
                     contents,
                     request,
                     fetcher,
-                    parallel=parallel,
+                    parallel=config.parallel_downloads,
                     dry_run=params.dry_run,
                     progress=_file_logger(log),
                 )
         except SyncError as exc:
-            event.set_results(redact_values(sync_results(exc.result, self._agent_metadata_url())))
-            _fail(event, str(exc))
-            return
-        except UpgraderError as exc:
-            _fail(event, str(exc))
-            return
+            event.set_results(redact_values(sync_results(exc.result, state.mirror_url)))
+            raise
         for binary in result.missing:
             log(f"not in the {result.stream} stream: {binary}")
-        event.set_results(redact_values(sync_results(result, self._agent_metadata_url())))
-        self._mirror_server.mirror_changed()
+        event.set_results(redact_values(sync_results(result, state.mirror_url)))
+        self._mirror_changed(state, config)
 
+    @_fails_cleanly
     def _on_prune_binaries(self, event: ops.ActionEvent) -> None:
-        root = self._binaries_root()
-        if root is None:
-            _fail(event, _no_storage_message(self.unit.name))
-            return
         params = event.load_params(PruneParams, errors="fail")
-        if params.keep is None:
-            _fail(
-                event, "keep is required: the number of versions to keep per major.minor, e.g. 2"
-            )
-            return
-        if self._refused_on_follower(event, "prune-binaries"):
-            return
-        mirror = Mirror(root)
-        try:
-            current = parse_lenient(str(self.model.juju_version))
-            with mirror.lock("prune"):
-                result = mirror.prune(params.keep, protected=[current])
-        except UpgraderError as exc:
-            _fail(event, str(exc))
-            return
+        state = self._state
+        config = self._may_run(state, storage=True, stages="prune")
+        assert state.storage_root is not None and params.keep is not None  # noqa: S101
+        mirror = Mirror(state.storage_root)
+        with mirror.lock("prune"):
+            result = mirror.prune(params.keep, protected=[state.agent_version])
         for path in result.files_removed:
             event.log(f"removed {path}")
         event.set_results(
@@ -251,110 +491,106 @@ class UpgraderCharm(ops.CharmBase):
                 "kept": ", ".join(str(v) for v in result.kept),
             }
         )
-        self._mirror_server.mirror_changed()
+        self._mirror_changed(state, config)
 
-    def _refused_on_follower(self, event: ops.ActionEvent, action: str) -> bool:
-        """Fail an action that would change a mirror this unit copies from the leader."""
-        refusal = self._mirror_server.follower_refusal(action)
-        if refusal:
-            _fail(event, refusal)
-        return bool(refusal)
+    @_fails_cleanly
+    def _on_import_binaries(self, event: ops.ActionEvent) -> None:
+        params = event.load_params(ImportParams, errors="fail")
+        state = self._state
+        config = self._may_run(state, storage=True, stages="import")
+        if self._resource_path() is None:
+            raise ActionRefusedError(
+                f"no {AGENT_BINARIES} resource attached: make one on a connected machine with "
+                "`juju-upgrader bundle DIR -o agents.tar.gz`, then run `juju attach-resource "
+                f"{state.app} {AGENT_BINARIES}=./agents.tar.gz`"
+            )
+        result = self._import_resource(state, config, force=params.force, log=event.log)
+        if result is None:
+            raise ActionRefusedError(self._last_import.error)
+        event.set_results(result.results())
+        self._mirror_changed(state, config)
 
-    def _sync_request(
-        self,
-        series: SeriesFilter | None,
-        arches: tuple[str, ...],
-        settings: Settings,
-        contents: StreamContents,
-        log: Callable[[str], None],
-    ) -> SyncRequest:
-        """The binaries to stage: a major[.minor] series, or else the plan-upgrade target."""
-        if series is not None:
-            return SyncRequest(series=series, os_names=(settings.agent_os,), architectures=arches)
-        plan = self._plan_request(PlanParams(), settings)
-        selection = make_plan(contents, dataclasses.replace(plan, architectures=arches))
-        log(f"staging {selection.target}, the plan-upgrade target ({selection.reason})")
-        return SyncRequest(
-            versions=(selection.target,), os_names=(settings.agent_os,), architectures=arches
-        )
+    def _may_run(
+        self, state: CharmState, *, storage: bool = False, stages: str = ""
+    ) -> CharmConfig:
+        """The config, once the action may run here; otherwise :class:`ActionRefusedError`.
 
-    def _agent_metadata_url(self) -> str:
-        """What the controller's ``agent-metadata-url`` should be once the mirror is served."""
-        return agent_metadata_url(self._mirror_address(), self._mirror_port())
-
-    def _mirror_address(self) -> str:
-        """The unit address controllers reach (the one the unit status shows)."""
-        return self._mirror_server.address()
-
-    def _mirror_port(self) -> int:
-        """The port the mirror is served on (the ``port`` option when the charm has one)."""
-        port = self.config.get("port")
-        return port if isinstance(port, int) else DEFAULT_MIRROR_PORT
-
-    def _plan_request(self, params: PlanParams, settings: Settings) -> PlanRequest:
-        return PlanRequest(
-            agent=_version(params.agent_version or str(self.model.juju_version), "agent-version"),
-            client=_optional_version(params.client_version, "client-version"),
-            target=_optional_version(params.target_version, "target-version"),
-            policy=Policy.parse(params.policy, option="policy")
-            if params.policy
-            else settings.policy,
-            os_name=settings.agent_os,
-            architectures=settings.arch_list,
-        )
-
-    def _on_update_status(self, _: ops.UpdateStatusEvent) -> None:
-        """Retry a failed stream read; after a good one, re-read only if the index changed.
-
-        When the last read succeeded this costs one conditional request (HTTP 304). Before
-        any read (config-changed does the first), it does nothing.
+        Args:
+            state: the charm state.
+            storage: the action needs the binaries storage.
+            stages: the action changes the mirror (``sync``, ``prune`` or ``import``), which
+                a unit that copies the leader's mirror must not do.
         """
-        validators = Validators.from_dict(dict(self._stored.stream_validators))
-        if not self._stored.stream_error and validators is None:
-            return
-        try:
-            settings = self.load_config(Settings)
-        except ValueError:
-            return
-        if not self._stored.stream_error and validators is not None:
-            try:
-                with Fetcher(settings.fetch_settings(os.environ)) as fetcher:
-                    if not check_for_changes(validators, fetcher):
-                        return
-            except UpgraderError as exc:
-                self._record_stream_error(exc)
-                return
-        self._read_stream(settings)
+        if storage and state.storage_root is None:
+            raise ActionRefusedError(no_storage_message(state.unit))
+        if stages and not state.leader and state.leader_mirror is not None:
+            where = state.leader_mirror.unit or "the leader unit (marked * in juju status)"
+            raise ActionRefusedError(
+                f"{state.unit} copies the leader's mirror ({state.leader_mirror.url}); "
+                f"run {stages}-binaries on {where}, the other units follow"
+            )
+        if state.config is None:
+            raise ActionRefusedError(f"invalid config: {state.config_error}")
+        return state.config
+
+    def _mirror_changed(self, state: CharmState, config: CharmConfig) -> None:
+        """Tell peers at once that the leader's mirror changed (else the next hook does)."""
+        root = state.storage_root
+        if root is not None and _nginx(state).serving():
+            self._publish(state, config, _staged(root, config))
+
+    def _mirror_state(
+        self, state: CharmState, config: CharmConfig, selection: Selection, *, exact: bool
+    ) -> MirrorState | None:
+        """What plan-upgrade says about the mirror, or None when the unit serves nothing.
+
+        Args:
+            state: the charm state.
+            config: the charm's options.
+            selection: the plan.
+            exact: the plan used explicit parameters, so the sync command names the series
+                (``sync-binaries`` alone stages the default plan's target).
+        """
+        root = state.storage_root
+        if root is None or selection.outcome is not Outcome.UPGRADE:
+            return None
+        if not _nginx(state).serving():
+            return None
+        staged = is_staged(
+            _staged(root, config), selection.target, config.agent_os, config.arch_list
+        )
+        leader = None if state.leader else state.leader_mirror
+        unit = leader.unit if leader is not None and leader.unit else state.unit
+        command = f"juju run {unit} sync-binaries"
+        if exact:
+            command += f" version={selection.target.major}.{selection.target.minor}"
+        return MirrorState(state.mirror_url, staged, command)
+
+    # --- the stream ------------------------------------------------------------------------
 
     def _read_stream(
         self,
-        settings: Settings,
+        state: CharmState,
+        config: CharmConfig,
         *,
         kept_in: Mirror | None = None,
         save: bool = True,
         log: Callable[[str], None] | None = None,
     ) -> StreamContents | None:
-        """Read the stream, recording any failure (and whether it was verified) for the status.
+        """Read the stream, recording what was found for the status (None on failure).
 
         With ``kept_in``, the metadata that mirror kept from its last verified read is used
         when one conditional request finds the index unchanged (``upgrader.upstream``); what
         was done is logged, and passed to ``log``. ``save`` keeps a full read for next time.
         """
-        trust = settings.trust(f"run: juju config {self.app.name} verify-signatures=false")
+        trust = config.trust(f"run: juju config {state.app} verify-signatures=false")
         try:
-            with Fetcher(settings.fetch_settings(os.environ)) as fetcher:
+            with Fetcher(config.fetch_settings(os.environ)) as fetcher:
                 if kept_in is None:
-                    contents = read_stream(
-                        settings.stream_url, settings.stream, fetcher, trust=trust
-                    )
+                    contents = read_stream(config.stream_url, config.stream, fetcher, trust=trust)
                 else:
                     read = read_upstream(
-                        kept_in,
-                        settings.stream_url,
-                        settings.stream,
-                        fetcher,
-                        trust=trust,
-                        save=save,
+                        kept_in, config.stream_url, config.stream, fetcher, trust=trust, save=save
                     )
                     contents = read.contents
                     note = redact_text(read.note)
@@ -362,71 +598,46 @@ class UpgraderCharm(ops.CharmBase):
                     if log is not None:
                         log(note)
         except UpgraderError as exc:
-            self._record_stream_error(exc)
+            self._stream_failed(exc)
             return None
-        self._stored.stream_error = ""
-        self._stored.stream_transient = False
-        self._stored.stream_unverified = (
-            "" if contents.verified else contents.unverified_reason or "not verified"
-        )
         if not contents.verified:
             logger.warning(
                 "agent metadata from %s is not verified: %s",
                 redact_url(contents.base_url),
                 redact_text(contents.unverified_reason),
             )
-        self._stored.stream_validators = (
-            contents.validators.as_dict() if contents.validators else {}
+        self._stream_check = StreamCheck(
+            validators=contents.validators,
+            unverified="" if contents.verified else contents.unverified_reason or "not verified",
+            target=_newest_target(state, config, contents),
         )
-        self._mirror_server.note_stream(contents, settings)
         return contents
 
-    def _record_stream_error(self, exc: UpgraderError) -> None:
-        """Keep a stream failure for the status: Maintenance if transient, else Blocked.
-
-        The message may quote the stream URL (or one made from it): its credentials are hidden.
-        """
+    def _stream_failed(self, exc: UpgraderError) -> None:
+        """Keep a stream failure for the status: Maintenance if transient, else Blocked."""
         message = redact_text(f"cannot read agent stream: {exc}")
         logger.warning("%s", message)
-        self._stored.stream_error = message
-        self._stored.stream_transient = isinstance(exc, TransientError)
+        self._stream_check = self._stream_check.failed(
+            message, transient=isinstance(exc, TransientError)
+        )
 
-    # --- air-gapped import (agent-binaries resource) -------------------------------------
+    # --- what is kept between hooks ---------------------------------------------------------
 
-    def _on_import_trigger(self, _: ops.EventBase) -> None:
-        """Import a newly attached agent-binaries resource; an unchanged one costs a hash."""
-        self._import_binaries(force=False)
+    @property
+    def _stream_check(self) -> StreamCheck:
+        return StreamCheck.from_dict(self._stored.stream)
 
-    def _on_import_retry(self, _: ops.UpdateStatusEvent) -> None:
-        """Retry an import that found the mirror busy (a sync was running)."""
-        if self._stored.import_retry:
-            self._import_binaries(force=False)
+    @_stream_check.setter
+    def _stream_check(self, check: StreamCheck) -> None:
+        self._stored.stream = check.as_dict()
 
-    def _on_import_binaries(self, event: ops.ActionEvent) -> None:
-        if self._binaries_root() is None:
-            _fail(event, _no_storage_message(self.unit.name))
-            return
-        if self._refused_on_follower(event, "import-binaries"):
-            return
-        if self._resource_path() is None:
-            _fail(
-                event,
-                f"no {AGENT_BINARIES} resource attached: make one on a connected machine with "
-                "`juju-upgrader bundle DIR -o agents.tar.gz`, then run `juju attach-resource "
-                f"{self.app.name} {AGENT_BINARIES}=./agents.tar.gz`",
-            )
-            return
-        force = bool(event.params.get("force", False))
-        error, results = self._import_binaries(force=force, log=event.log)
-        if error:
-            _fail(event, error)
-        else:
-            event.set_results(results)
-            self._mirror_server.mirror_changed()
+    @property
+    def _last_import(self) -> ImportOutcome:
+        return ImportOutcome.from_dict(self._stored.last_import)
 
-    def _binaries_root(self) -> Path | None:
-        """The mount point of the binaries storage, or None when none is attached."""
-        return self._mirror_server.storage_root()
+    @_last_import.setter
+    def _last_import(self, outcome: ImportOutcome) -> None:
+        self._stored.last_import = outcome.as_dict()
 
     def _resource_path(self) -> Path | None:
         """The fetched agent-binaries resource, or None when none is attached."""
@@ -436,53 +647,77 @@ class UpgraderCharm(ops.CharmBase):
             logger.debug("no %s resource: %s", AGENT_BINARIES, exc)
             return None
 
-    def _import_binaries(
-        self, *, force: bool, log: Callable[[str], None] | None = None
-    ) -> tuple[str, dict[str, str]]:
-        """Import the resource into the mirror, recording the outcome for the unit status.
 
-        Returns:
-            An error message ("" on success) and the action results.
-        """
-        root = self._binaries_root()
-        if root is None:
-            return "", {}  # storage-attached imports it once the storage is there
-        path = self._resource_path()
-        if path is None:
-            return "", {}
-        keys = str(self.config.get("signing-keys") or "").strip() or None
-        try:
-            result = import_resource(
-                path,
-                Mirror(root),
-                force=force,
-                keys=keys,
-                source=f"the {AGENT_BINARIES} resource",
-                log=log,
-            )
-        except UpgraderError as exc:
-            message = redact_text(f"cannot import: {exc}")
-            logger.error(message)
-            self._stored.import_error = message
-            self._stored.import_retry = isinstance(exc, MirrorBusyError)
-            return message, {}
-        self._stored.import_error = ""
-        self._stored.import_retry = False
-        if not result.already_imported:
-            logger.info("%s", result.summary())
-            if result.imported:
-                self._stored.import_note = f"imported {len(result.imported)} agent binaries"
-        return "", result.results()
+# --- helpers that take data ------------------------------------------------------------------
 
 
-def _redacted(status: ops.StatusBase) -> ops.StatusBase:
-    """The status with the credentials of the URLs its message quotes hidden."""
-    return ops.StatusBase.from_name(status.name, redact_text(status.message))
+def _plan_request(
+    state: CharmState, config: CharmConfig, params: PlanParams = PlanParams()
+) -> PlanRequest:
+    """The plan the parameters ask for, defaulting to this unit's agent and the config."""
+    return PlanRequest(
+        agent=_version(params.agent_version, "agent-version") or state.agent_version,
+        client=_version(params.client_version, "client-version"),
+        target=_version(params.target_version, "target-version"),
+        policy=Policy.parse(params.policy) if params.policy else config.policy,
+        os_name=config.agent_os,
+        architectures=config.arch_list,
+    )
 
 
-def _fail(event: ops.ActionEvent, message: str) -> None:
-    """Fail an action; the URLs the message quotes show no credentials."""
-    event.fail(redact_text(message))
+def _newest_target(state: CharmState, config: CharmConfig, contents: StreamContents) -> str:
+    """The upgrade target of this unit's own agent by the configured policy ("" if none)."""
+    try:
+        selection = make_plan(contents, _plan_request(state, config))
+    except UpgraderError as exc:
+        logger.info(
+            "no upgrade target in %s: %s", redact_url(contents.base_url), redact_text(str(exc))
+        )
+        return ""
+    return str(selection.target) if selection.outcome is Outcome.UPGRADE else ""
+
+
+def _version(text: str, option: str) -> Version | None:
+    """A version parameter, or None when it was not given."""
+    if not text:
+        return None
+    try:
+        return parse_lenient(text)
+    except UpgraderError as exc:
+        raise ActionRefusedError(f"{option}: {exc}") from None
+
+
+def _staged(root: Path, config: CharmConfig) -> tuple[AgentEntry, ...]:
+    """What the mirror lists for the configured stream (nothing when it cannot be read)."""
+    try:
+        return Mirror(root).staged(config.stream)
+    except MirrorError as exc:
+        logger.warning("cannot read the staged mirror: %s", exc)
+        return ()
+
+
+def _nginx(state: CharmState) -> NginxService:
+    return NginxService(Layout(site_name=state.slug))
+
+
+def _site(state: CharmState, root: Path, port: int) -> Site:
+    return Site(
+        root,
+        port=port,
+        access_log=LOG_DIR / f"{state.slug}-access.log",
+        error_log=LOG_DIR / f"{state.slug}-error.log",
+    )
+
+
+def _readable_by_nginx(root: Path) -> None:
+    """Let nginx's unprivileged workers (www-data) reach ``<root>/tools`` and read it.
+
+    The storage mount point may be created private; the served tree must be world-readable.
+    """
+    mode = root.stat().st_mode & 0o777
+    if mode & 0o005 != 0o005:
+        root.chmod(mode | 0o005)
+    (root / TOOLS_DIR).mkdir(mode=0o755, exist_ok=True)
 
 
 def _redacting(log: Callable[[str], None]) -> Callable[[str], None]:
@@ -492,13 +727,6 @@ def _redacting(log: Callable[[str], None]) -> Callable[[str], None]:
         log(redact_text(line))
 
     return write
-
-
-def _no_storage_message(unit: str) -> str:
-    return (
-        f"no {BINARIES_STORAGE} storage attached: the staged agent binaries are kept there; "
-        f"add it with `juju add-storage {unit} {BINARIES_STORAGE}`"
-    )
 
 
 def _file_logger(log: Callable[[str], None]) -> Callable[[Progress], None]:
@@ -515,17 +743,6 @@ def _file_logger(log: Callable[[str], None]) -> Callable[[Progress], None]:
                 )
 
     return report
-
-
-def _optional_version(text: str, option: str) -> Version | None:
-    return _version(text, option) if text else None
-
-
-def _version(text: str, option: str) -> Version:
-    try:
-        return parse_lenient(text)
-    except InvalidInputError as exc:
-        raise InvalidInputError(f"{option}: {exc}") from None
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -355,6 +355,10 @@ class NginxService:
             self._systemctl("stop", NGINX_UNIT)
             self._systemctl("disable", NGINX_UNIT)
 
+    def serving(self) -> bool:
+        """Whether the charm's site is enabled and nginx runs: the mirror is being served."""
+        return self.layout.enabled.is_symlink() and self.installed() and self.running()
+
     def running(self) -> bool:
         """Whether the nginx service is active."""
         from charmlibs import systemd  # imported here: optional at import time

@@ -1,8 +1,8 @@
-"""What a unit serving the staged mirror tells: its settings, its status line, its peers' data.
+"""What a unit serving the staged mirror tells: its status line and its peers' data.
 
-Plain data, no ops. The charm loads :class:`ServingSettings` with ``self.load_config``, shows
-:func:`serving_message` in the unit status, and shares :class:`LeaderMirror` over the peer
-relation so that other units copy the leader's mirror (see :mod:`upgrader.syncjob`).
+Plain data, no ops. The unit status shows :func:`serving_message`; the leader shares
+:class:`LeaderMirror` over the peer relation so that the other units copy its mirror (see
+:mod:`upgrader.syncjob`).
 """
 
 from __future__ import annotations
@@ -11,31 +11,12 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from .errors import InvalidInputError
-from .nginx import DEFAULT_PORT, check_port
 from .streams import AgentEntry, check_stream_url
 from .versions import Version
 
 MIRROR_URL_KEY = "mirror-url"
 REVISION_KEY = "mirror-revision"
 UNIT_KEY = "leader-unit"
-
-
-@dataclasses.dataclass(frozen=True)
-class ServingSettings:
-    """The serving options: ``port`` and ``auto-sync``.
-
-    Raises:
-        InvalidInputError: (a ValueError) naming the option and the accepted values.
-    """
-
-    port: int = DEFAULT_PORT
-    auto_sync: bool = False
-
-    def __post_init__(self) -> None:
-        """Validate the options."""
-        check_port(self.port)
-        if not isinstance(self.auto_sync, bool):
-            raise InvalidInputError(f"invalid auto-sync {self.auto_sync!r}: use true or false")
 
 
 def serving_message(

@@ -110,7 +110,7 @@ def key_fingerprints(keys: str) -> list[str]:
         InvalidInputError: ``keys`` holds no usable public key, or holds a private key.
         SignatureError: GnuPG is not installed or failed unexpectedly.
     """
-    _check_key_text(keys)
+    check_key_text(keys)
     with tempfile.TemporaryDirectory(prefix="upgrader-gpg-") as home:
         result = _run(
             [_gpg_binary(), *_gpg_common(home), "--with-colons", "--show-keys"],
@@ -142,7 +142,7 @@ def verify_clearsigned(data: bytes, keys: str, *, source: str) -> bytes:
             after its signature, or its signature is not a good one by one of ``keys``; or
             GnuPG is not available.
     """
-    _check_key_text(keys)
+    check_key_text(keys)
     signed_block = _extract_signed_block(data, source)
     pinned = _keyring_for(keys)
     with tempfile.TemporaryDirectory(prefix="upgrader-gpg-") as home:
@@ -293,7 +293,7 @@ def _marker_lines(data: bytes) -> tuple[list[int], list[int], list[int]]:
     return begins, signatures, ends
 
 
-def _check_key_text(keys: str) -> None:
+def check_key_text(keys: str) -> None:
     """Refuse key text that cannot hold an armoured public key, before running gpg.
 
     Args:

@@ -103,21 +103,6 @@ class SyncError(UpgraderError):
         self.result = result
 
 
-@dataclasses.dataclass(frozen=True)
-class SyncSettings:
-    """The charm's ``parallel-downloads`` option (loaded with ``self.load_config``).
-
-    Raises:
-        InvalidInputError: (a ValueError) naming the option and the accepted range.
-    """
-
-    parallel_downloads: int = 4
-
-    def __post_init__(self) -> None:
-        """Validate the option."""
-        check_parallel(self.parallel_downloads, option="parallel-downloads")
-
-
 def check_parallel(value: object, *, option: str = "parallel") -> int:
     """Accept a whole number of parallel downloads from 1 to :data:`MAX_PARALLEL`."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARALLEL:

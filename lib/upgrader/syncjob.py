@@ -42,10 +42,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .config import CharmConfig, check_os, parse_architectures
 from .errors import InvalidInputError, UpgraderError
 from .fetch import Fetcher, FetchSettings
 from .mirror import Mirror, MirrorError, format_bytes, write_atomic
-from .settings import check_os, parse_architectures
+from .plan import is_staged
+from .serving import LeaderMirror
 from .streams import (
     AgentEntry,
     StreamContents,
@@ -472,6 +474,66 @@ def mirror_revision(
     arches = set(architectures)
     lines = sorted(revision_key(e) for e in entries if e.os == os_name and e.arch in arches)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def auto_sync_job(
+    config: CharmConfig,
+    root: Path,
+    entries: Iterable[AgentEntry],
+    target: str,
+    environ: Mapping[str, str],
+) -> JobSpec | None:
+    """The leader's auto-sync: stage the newest upgrade target, unless it is staged.
+
+    Args:
+        config: the charm's options (source, trust, architectures, parallel downloads).
+        root: the storage root.
+        entries: what the mirror lists now.
+        target: the newest upgrade target the last stream read found ("" for none).
+        environ: the hook's environment (Juju's proxy settings for charms).
+    """
+    if not target or is_staged(entries, parse(target), config.agent_os, config.arch_list):
+        return None
+    return JobSpec(
+        root=str(root),
+        stream_url=config.stream_url,
+        stream=config.stream,
+        os_name=config.agent_os,
+        architectures=config.arch_list,
+        versions=(target,),
+        verify_signatures=config.verify_signatures,
+        signing_keys=config.signing_keys,
+        parallel=config.parallel_downloads,
+        fetch=dataclasses.asdict(config.fetch_settings(environ)),
+    )
+
+
+def follow_job(
+    config: CharmConfig, root: Path, entries: Iterable[AgentEntry], leader: LeaderMirror | None
+) -> JobSpec | None:
+    """Another unit's copy of the leader's mirror, when the leader serves something else.
+
+    A leader that lists nothing is never copied: the copy would empty this unit's mirror.
+    """
+    if leader is None:
+        return None
+    arches = config.arch_list
+    staged = list(entries)
+    if leader.revision in (
+        mirror_revision(staged, config.agent_os, arches),
+        mirror_revision((), config.agent_os, arches),
+    ):
+        return None
+    return JobSpec(
+        root=str(root),
+        stream_url=leader.url,
+        stream=config.stream,
+        os_name=config.agent_os,
+        architectures=arches,
+        follow=True,
+        internal=True,
+        parallel=config.parallel_downloads,
+    )
 
 
 def render_unit(

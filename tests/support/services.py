@@ -53,6 +53,9 @@ class FakeNginx:
         FakeNginx.rendered = nginx.render_site(site)
         return changed
 
+    def serving(self) -> bool:
+        return FakeNginx.served is not None
+
     def stop_serving(self) -> None:
         CALLS.append(("nginx", "stop_serving", None))
         FakeNginx.served = None

@@ -11,7 +11,7 @@ import yaml
 from ops import testing
 from scenario import mocking
 
-import mirror_server
+import charm
 from charm import UpgraderCharm
 from support import services
 from support.gpg import Keys, throwaway_keys
@@ -28,8 +28,8 @@ def fake_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """nginx (apt, systemd) and the background sync unit are OS services a unit test cannot
     own: every charm test gets the recording stand-ins of tests/support/services.py."""
     services.reset()
-    monkeypatch.setattr(mirror_server, "NginxService", services.FakeNginx)
-    monkeypatch.setattr(mirror_server, "JobService", services.FakeJobService)
+    monkeypatch.setattr(charm, "NginxService", services.FakeNginx)
+    monkeypatch.setattr(charm, "JobService", services.FakeJobService)
     yield
     services.reset()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ops
 import pytest
@@ -12,6 +13,8 @@ from ops import testing
 from support.gpg import NEEDS_GPG, Keys, sign_stream
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
+from upgrader import signing
+from upgrader.config import CharmConfig
 
 pytestmark = NEEDS_GPG
 
@@ -94,7 +97,8 @@ def test_plan_upgrade_up_to_date(ctx, stream_url: str) -> None:
     assert results["target-version"] == "3.7.0"
     assert results["reason"] == "no upgrades available"
     assert results["available"] == ""
-    assert state.unit_status == ops.ActiveStatus("agent 3.6.8")
+    # The status shows the unit's own upgrade target (3.6.8 -> 3.7.0), not the last plan's.
+    assert state.unit_status == ops.ActiveStatus("agent 3.6.8; upgrade target 3.7.0")
 
 
 def test_plan_upgrade_names_missing_architecture(ctx, stream_url: str) -> None:
@@ -198,3 +202,40 @@ def test_bad_config_blocks_and_action_refuses(ctx, config: dict, message: str) -
         ctx.run(ctx.on.action("plan-upgrade"), testing.State(config=config))
     assert exc.value.message.startswith("invalid config: ")
     assert message in exc.value.message
+
+
+@pytest.mark.usefixtures("no_resource")
+def test_config_changed_and_an_idle_update_status_load_the_config_once_and_run_no_gpg(
+    ctx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each dispatch parses the options once; checking signing-keys runs no program."""
+    loads: list[str] = []
+    parse = CharmConfig.__post_init__
+
+    def counted(config: CharmConfig) -> None:
+        loads.append(config.stream_url)
+        parse(config)
+
+    programs: list[str] = []
+    run = signing._run
+
+    def recorded(argv: list[str], **kwargs: Any) -> Any:
+        programs.append(Path(argv[0]).name)
+        return run(argv, **kwargs)
+
+    monkeypatch.setattr(CharmConfig, "__post_init__", counted)
+    monkeypatch.setattr(signing, "_run", recorded)
+    write_stream(tmp_path, AGENTS)  # unsigned: nothing to verify
+    config = {"verify-signatures": False, "signing-keys": SIGNING_KEY}
+    with serve_directory(tmp_path) as url:
+        state = testing.State(
+            config={**config, "stream-url": url}, storages={testing.Storage("binaries")}
+        )
+        state = ctx.run(ctx.on.config_changed(), state)
+        assert len(loads) == 1
+        loads.clear()
+        state = ctx.run(ctx.on.update_status(), state)
+        assert len(loads) == 1
+
+    assert programs == []
+    assert state.unit_status.message.startswith("serving no agents yet")

@@ -614,7 +614,7 @@ def test_plan_upgrade_without_storage_keeps_the_short_form(ctx, upstream, empty_
 
 def test_services_are_fakes_here() -> None:
     """Guard: the conftest replaces the OS services, so no test touches /etc or systemd."""
-    import mirror_server
+    import charm
 
-    assert mirror_server.NginxService is services.FakeNginx
-    assert mirror_server.JobService is services.FakeJobService
+    assert charm.NginxService is services.FakeNginx
+    assert charm.JobService is services.FakeJobService

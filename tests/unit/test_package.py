@@ -60,7 +60,7 @@ def test_the_sync_path_imports_only_the_standard_library() -> None:
     code = (
         "import sys\n"
         "import upgrader.fetch, upgrader.mirror, upgrader.streams, upgrader.sync\n"
-        "import upgrader.transport, upgrader.upstream, upgrader.signing, upgrader.settings\n"
+        "import upgrader.transport, upgrader.upstream, upgrader.signing, upgrader.config\n"
         "roots = {name.split('.')[0] for name in sys.modules}\n"
         "print(sorted(roots - set(sys.stdlib_module_names) - {'upgrader', '__main__'}))\n"
     )

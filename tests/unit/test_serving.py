@@ -1,11 +1,10 @@
-"""The serving options, the status line and the leader's peer data."""
+"""The serving status line and the leader's peer data."""
 
 from __future__ import annotations
 
 import pytest
 
-from upgrader.errors import InvalidInputError
-from upgrader.serving import LeaderMirror, ServingSettings, newest_staged, serving_message
+from upgrader.serving import LeaderMirror, newest_staged, serving_message
 from upgrader.streams import AgentEntry
 from upgrader.versions import parse, parse_binary
 
@@ -14,23 +13,6 @@ URL = "http://10.1.2.3:8080/tools"
 
 def entries(*binaries: str) -> list[AgentEntry]:
     return [AgentEntry(parse_binary(b), f"released/juju-{b}.tgz", 1, "0" * 64) for b in binaries]
-
-
-def test_defaults() -> None:
-    assert ServingSettings() == ServingSettings(port=8080, auto_sync=False)
-
-
-@pytest.mark.parametrize("port", [0, 70000, "8080"])
-def test_bad_port(port: object) -> None:
-    with pytest.raises(
-        InvalidInputError, match=r"invalid port .*: use a TCP port from 1 to 65535"
-    ):
-        ServingSettings(port=port)  # type: ignore[arg-type]
-
-
-def test_bad_auto_sync() -> None:
-    with pytest.raises(InvalidInputError, match="invalid auto-sync 'yes': use true or false"):
-        ServingSettings(auto_sync="yes")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ from upgrader.mirror import InsufficientSpaceError, Mirror, MirrorError
 from upgrader.sync import (
     Progress,
     SyncRequest,
-    SyncSettings,
     plan_sync,
     sync,
     sync_results,
@@ -129,13 +128,6 @@ def test_plan_refuses_what_the_stream_lacks(
 def test_request_must_say_what_to_stage(kwargs: dict) -> None:
     with pytest.raises(InvalidInputError):
         SyncRequest(**kwargs)
-
-
-@pytest.mark.parametrize("value", [0, 17, -1, True, "4", 2.0])
-def test_parallel_downloads_option_is_checked(value: object) -> None:
-    with pytest.raises(ValueError, match=r"invalid parallel-downloads .*from 1 to 16"):
-        SyncSettings(parallel_downloads=value)  # type: ignore[arg-type]
-    assert SyncSettings(parallel_downloads=16).parallel_downloads == 16
 
 
 def test_shared_content_is_downloaded_once_and_listed_for_each_os(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from upgrader.config import check_os, parse_architectures
 from upgrader.errors import InvalidInputError
 from upgrader.selection import Policy
-from upgrader.settings import check_os, parse_architectures
 from upgrader.streams import DEFAULT_STREAM_URL, check_stream_name, check_stream_url
 from upgrader.urls import redact_url
 from upgrader.versions import parse_lenient

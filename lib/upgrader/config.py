@@ -1,7 +1,8 @@
-"""The charm's configuration, validated with messages that name the option and accepted values.
+"""The charm's configuration: every option parsed once, with messages naming the option.
 
-Plain data, no ops: the charm builds it with ``self.load_config(Settings)`` (ops passes each
-option with dashes turned to underscores) and the CLI from its arguments.
+Plain data, no ops: the charm loads :class:`CharmConfig` once per dispatch with
+``self.load_config`` (ops passes each option with dashes turned to underscores); the CLI uses
+the same parsers for its arguments.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
-from .errors import InvalidInputError, SignatureError
+from .errors import InvalidInputError
 from .fetch import FetchSettings, check_ca_certificates
+from .nginx import DEFAULT_PORT, check_port
 from .selection import Policy
-from .signing import key_fingerprints
+from .signing import check_key_text
 from .streams import DEFAULT_STREAM_URL, TrustPolicy, check_stream_name, check_stream_url
+from .sync import check_parallel
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.]*\Z")
 
@@ -40,12 +43,21 @@ def check_os(text: str, *, option: str = "agent-os") -> str:
     return text
 
 
+def _check_bool(value: object, option: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"invalid {option} {value!r}: use true or false")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """Validated charm configuration.
+class CharmConfig:
+    """Every charm option, validated (config.yaml has the defaults and descriptions).
+
+    Nothing here runs a program: ``signing-keys`` is checked for its armour, and gpg reads
+    the keys only when a stream is verified.
 
     Raises:
-        InvalidInputError: (a ValueError) naming the option and the accepted values.
+        InvalidInputError: (a ValueError) naming the first bad option and the accepted values.
     """
 
     stream_url: str = DEFAULT_STREAM_URL
@@ -56,25 +68,25 @@ class Settings:
     verify_signatures: bool = True
     signing_keys: str = dataclasses.field(default="", repr=False)
     ca_certificates: str = dataclasses.field(default="", repr=False)
+    parallel_downloads: int = 4
+    port: int = DEFAULT_PORT
+    auto_sync: bool = False
 
     def __post_init__(self) -> None:
-        """Validate every option."""
+        """Validate every option, in the order config.yaml lists them."""
         check_stream_url(self.stream_url)
         check_stream_name(self.stream)
         parse_architectures(self.architectures)
         check_os(self.agent_os)
         Policy.parse(self.selection_policy, option="selection-policy")
-        if not isinstance(self.verify_signatures, bool):
-            raise InvalidInputError(
-                f"invalid verify-signatures {self.verify_signatures!r}: use true or false"
-            )
+        _check_bool(self.verify_signatures, "verify-signatures")
         if self.signing_keys.strip():
-            try:
-                key_fingerprints(self.signing_keys)  # InvalidInputError names signing-keys
-            except SignatureError:
-                pass  # gpg itself is unusable: reading the stream reports that
+            check_key_text(self.signing_keys)
         if self.ca_certificates.strip():
             check_ca_certificates(self.ca_certificates)
+        check_parallel(self.parallel_downloads, option="parallel-downloads")
+        check_port(self.port)
+        _check_bool(self.auto_sync, "auto-sync")
 
     @property
     def arch_list(self) -> tuple[str, ...]:
@@ -86,6 +98,11 @@ class Settings:
         """The configured selection policy."""
         return Policy(self.selection_policy)
 
+    @property
+    def keys(self) -> str | None:
+        """The ``signing-keys`` to verify with, or None for Juju's release key."""
+        return self.signing_keys.strip() or None
+
     def trust(self, allow_unsigned: str) -> TrustPolicy:
         """The trust policy of verify-signatures and signing-keys.
 
@@ -94,7 +111,7 @@ class Settings:
                 message (e.g. "run: juju config upgrader verify-signatures=false").
         """
         return TrustPolicy(
-            keys=self.signing_keys.strip() or None,
+            keys=self.keys,
             verify_signatures=self.verify_signatures,
             allow_unsigned=allow_unsigned,
         )
