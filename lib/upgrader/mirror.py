@@ -1,36 +1,8 @@
-"""The staged mirror: agent tarballs in charm storage and the simplestreams metadata listing them.
+"""The staged mirror: agent tarballs in storage and the simplestreams metadata listing them.
 
-Layout under the storage root, as ``juju sync-agent-binary --local-dir <root>`` writes it, so
-that serving the root over HTTP and setting ``agent-metadata-url=http://<host>:<port>/tools``
-works (reference ``shared/reference/agent-streams.md`` section 3)::
-
-    <root>/tools/<stream>/juju-<version>-<os>-<arch>.tgz     the tarballs
-    <root>/tools/streams/v1/index2.json                      one entry per staged stream
-    <root>/tools/streams/v1/index.json                       the released entry only (legacy)
-    <root>/tools/streams/v1/com.ubuntu.juju-<stream>-agents.json
-    <root>/.partial/<sha256>.part                            downloads in progress (not served)
-    <root>/.upstream/<stream>.json                           the last verified upstream metadata
-    <root>/.upgrader.lock                                    held by a running sync or prune
-
-Only ``<root>/tools`` is meant to be served. Item paths are relative to ``tools/``
-(``released/juju-3.6.12-ubuntu-amd64.tgz``). The metadata is unsigned, uses Juju's expanded
-field set (every item carries release, version, arch, size, path, ftype, sha256; 4-space
-indentation; RFC 1123Z ``updated``; one date key per products file) and lists only tarballs
-that are in place and were verified when they were written. Content listed under several names
-(the same sha256 for ubuntu, centos, genericlinux) is stored once, all items pointing at one
-path.
-
-Every metadata file is replaced atomically (write, fsync, rename, fsync the directory), products
-before index, and tarballs are only deleted after the metadata no longer lists them: at every
-instant each listed item has its file.
-
-Main API:
-
-* :class:`Mirror` (``Mirror(root)``): :meth:`Mirror.streams`, :meth:`Mirror.staged`,
-  :meth:`Mirror.add` (merge and publish), :meth:`Mirror.replace`, :meth:`Mirror.prune`,
-  :meth:`Mirror.verify`, :meth:`Mirror.lock`, :meth:`Mirror.check_free_space`.
-* :func:`storage_name`, :func:`products_path`, :func:`render_products`, :func:`render_index`.
-* :func:`agent_metadata_url` builds the URL the controller should be given.
+The layout is the one ``juju sync-agent-binary --local-dir`` writes (ARCHITECTURE.md, "The
+staged mirror and staging"); :class:`Mirror` merges, prunes and locks it, and publishes its
+metadata atomically, products before index.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Choosing the agent version a controller should upgrade to.
 
-Three policies, each matching something Juju documents or does (reference:
-``shared/reference/juju-versions-and-upgrades.md`` section 2):
+Three policies, each matching something Juju documents or does (juju/juju
+``cmd/juju/commands/upgrademodel.go`` on 2.9, ``apiserver/facades/client/modelupgrader`` on 3.x):
 
 * ``documented``: the rules printed in Juju's upgrade help and docs (the 1.21-1.25 client code).
 * ``juju-2.9``: what Juju 2.9 really picks (pre-releases of the next minor count; a major is

@@ -1,22 +1,8 @@
-"""Verification of OpenPGP cleartext-signed simplestreams documents (``.sjson``).
+"""Verifying OpenPGP cleartext-signed simplestreams documents (``.sjson``) with gpgv.
 
-Verification runs GnuPG's ``gpgv`` (or ``gpg`` when ``gpgv`` is missing) in a private,
-throwaway home directory whose keyring holds only the keys the caller passes in, so the
-host's own keyrings and configuration never take part. The caller gets back only the text
-that GnuPG reports as signed; anything around the signed block is either cut off (text
-before it) or refused (text after it, a second signed block).
-
-A signature counts as valid only when GnuPG reports ``GOODSIG`` and ``VALIDSIG`` for one of
-the given keys. Expired or revoked keys, expired signatures, bad signatures and signatures by
-keys outside the given set are refused. Extra signatures by unknown keys next to a good one
-are tolerated (as Juju's own verifier does), so a publisher can add a second signing key
-without breaking readers that pin only the first.
-
-Cost. Turning the armoured keys into a keyring takes two gpg runs (import, export); the result
-(the exported keyring and its fingerprints) is kept in memory, keyed by the SHA-256 of the key
-text, so every later document verified against the same keys costs one ``gpgv`` run. The cache
-holds only what gpg produced from that exact text (a different text builds its own keyring) and
-its last few key sets (:data:`KEYRING_CACHE_SIZE`).
+Only the text GnuPG reports as signed by one of the given keys is returned, checked in a
+throwaway GnuPG home; ARCHITECTURE.md ("Agent streams") gives the rules for what counts as a
+valid signature.
 """
 
 from __future__ import annotations

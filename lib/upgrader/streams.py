@@ -1,57 +1,8 @@
-"""Reading Juju agent simplestreams metadata: the index, then the products file it names.
+"""Reading a Juju agent stream: the signed (or unsigned) index, then the products file it names.
 
-Accepts both shapes in use (reference ``shared/reference/agent-streams.md`` section 1): the
-expanded form that ``juju sync-agent-binary --local-dir`` writes (every field on every item) and
-the condensed form of the official stream (fields shared by all children lifted to the version,
-product or top level). A field missing on an item comes from its version (date) entry, then its
-product, then the top level, as python-simplestreams flattens it.
-
-Trust (:class:`TrustPolicy`, reference section 2). :func:`read_stream` reads the signed form
-first, as Juju does: ``streams/v1/index2.sjson``, then ``streams/v1/index.sjson`` when that is
-not found. Each signed document is verified with gpgv against the pinned keys (Juju's release key
-unless the caller gives others) and only the text gpgv reports as signed is parsed. The products
-path of a signed index is followed as written (it ends in ``.sjson`` in signed streams) and that
-products document must be signed too. Then:
-
-* ``verify_signatures=True`` (the default): a source without signed metadata is refused with a
-  :class:`~upgrader.errors.SignatureError` that lists the URLs tried and says how to accept
-  unsigned metadata (``TrustPolicy.allow_unsigned``: the charm names its config option, the
-  CLI its flag). A present ``.sjson`` whose signature does not verify is always an error.
-* ``verify_signatures=False``: signed metadata is still preferred and verified when the source
-  publishes it (``verified=True``). When the source has none, or its signature does not verify
-  (e.g. a mirror re-signed with a key we were not given), the unsigned ``index2.json`` /
-  ``index.json`` and the products file it names are read, ``verified=False``, and
-  ``StreamContents.unverified_reason`` says why. This is what Juju does for sources other than
-  the official one. A network failure (TransientError) or a malformed signed document is never
-  a reason to fall back: it is raised.
-* The official stream (any URL on a host in :data:`OFFICIAL_HOSTS`, i.e. streams.canonical.com)
-  is always verified, against Juju's release key, whatever ``verify_signatures`` and ``keys``
-  say (Juju's ``RequireSigned``).
-
-Conditional checks. A read records :class:`Validators` for the index document it used (its URL,
-``ETag``, ``Last-Modified`` and SHA-256) in ``StreamContents.validators``; they are plain strings
-(``as_dict``/``from_dict``) so a charm can keep them in StoredState. Later,
-``check_for_changes(validators, fetcher)`` costs one request: a conditional GET of that index
-(``If-None-Match``/``If-Modified-Since``). It returns False on HTTP 304, or when the body is
-byte-for-byte the one read before (servers and file URLs without validators), and True when the
-index changed or disappeared; then call :func:`read_stream` again. Only the index is checked:
-simplestreams publishers rewrite the index (its ``updated`` stamps) whenever a products file
-changes, and Juju's own generator, ``sign_metadata.py`` and mirrors copying upstream all do.
-
-Usage::
-
-    with Fetcher(FetchSettings.from_charm_environ(os.environ)) as fetcher:
-        trust = TrustPolicy(keys=None, verify_signatures=True,
-                            allow_unsigned="run `juju config upgrader verify-signatures=false`")
-        contents = read_stream(url, "released", fetcher, trust=trust)
-        saved = contents.validators.as_dict() if contents.validators else {}
-        ...
-        validators = Validators.from_dict(saved)
-        if validators is None or check_for_changes(validators, fetcher):
-            contents = read_stream(url, "released", fetcher, trust=trust)
-
-``read_stream`` also accepts a plain callable ``get(url) -> bytes`` instead of a fetcher (no
-conditional requests are made then; the validators hold only the URL and SHA-256).
+:func:`read_stream` returns :class:`StreamContents` checked as the :class:`TrustPolicy` asks;
+:func:`check_for_changes` tells with one conditional request whether it changed since.
+ARCHITECTURE.md ("Agent streams") explains the shapes accepted and the trust rules.
 """
 
 from __future__ import annotations

@@ -1,53 +1,9 @@
 """Staging agent binaries: plan what to fetch from a stream, download it verified, publish it.
 
-Usage (the charm, the CLI and the benchmark all go through :func:`sync`)::
-
-    from upgrader.fetch import Fetcher, FetchSettings
-    from upgrader.mirror import Mirror
-    from upgrader.streams import read_stream
-    from upgrader.sync import SyncRequest, sync
-    from upgrader.versions import parse_major_minor
-
-    fetcher = Fetcher(FetchSettings())
-    contents = read_stream(url, "released", lambda u: fetcher.get_document(u).body)
-    request = SyncRequest(series=parse_major_minor("3.6"), architectures=("amd64", "arm64"))
-    result = sync(Mirror("/srv/binaries"), contents, request, fetcher, parallel=4)
-    print(result.versions, result.staged, result.present, result.bytes_downloaded)
-
-* :class:`SyncRequest` picks versions by ``series`` (a :class:`~upgrader.versions.SeriesFilter`,
-  ``major[.minor]``: every patch) or by exact ``versions``, plus OS names and architectures.
-* :func:`plan_sync` (pure: contents + what is staged) returns a :class:`SyncPlan`: the versions,
-  what is already present, what will be newly listed, the files to download (one per distinct
-  sha256) and their total size. ``sync(..., dry_run=True)`` returns that plan as a result and
-  touches nothing. "Present" means listed in the mirror's metadata with its file in place at
-  the listed size (:func:`intact_entries`, a ``stat`` per file: a re-sync with nothing new
-  costs milliseconds); the sha256 was checked when the file was written, and
-  :meth:`~upgrader.mirror.Mirror.verify` re-hashes everything on demand.
-* :func:`sync` takes the mirror's lock, checks free space, downloads with up to ``parallel``
-  threads, then publishes the verified files' metadata in one atomic step. Each file streams
-  (1 MiB chunks, constant memory) into ``<root>/.partial/<sha256>.part`` while being hashed
-  and counted, and is renamed into ``tools/`` only once its size and sha256 match the metadata.
-  A partial file left by an interrupted run is resumed with an HTTP Range request (its prefix is
-  hashed first; if the server ignores the range the download starts over). Broken-off transfers
-  are retried (``FetchSettings.retries`` attempts, with its back-off), resuming each time.
-* ``progress`` is called from the worker threads (so it must be thread-safe and quick) with a
-  :class:`Progress` when a file starts, at most every :data:`PROGRESS_INTERVAL` seconds while it
-  downloads, and when it is verified and in place (``finished``).
-* When some files fail, the others are still published, and :class:`SyncError` is raised
-  naming every failed file and its cause; ``SyncError.result`` holds what was published. The
-  published mirror never lists a file that was not verified.
-* A partial file that is already complete (interrupted before its rename) is checked and moved
-  into place without a request; one longer than the listed size, or complete but wrong, is
-  dropped.
-
-Other entry points: :func:`sync_results` (the ``sync-binaries`` action results),
-:class:`SyncSettings` (the ``parallel-downloads`` option), :func:`check_parallel`,
-:func:`select_entries`, :func:`download_all` and :func:`stage_file` (one verified file).
-Errors: :class:`~upgrader.errors.SelectionError` (nothing matches),
-:class:`~upgrader.mirror.MirrorBusyError` (another sync or prune runs),
-:class:`~upgrader.mirror.InsufficientSpaceError`, :class:`~upgrader.mirror.MirrorError`
-(unreadable/unwritable metadata, ``metadata mismatch``, a non-plain name) and
-:class:`SyncError`; all are :class:`~upgrader.errors.UpgraderError`.
+:func:`sync` is the one engine the action, the CLI, the background job and the benchmark use;
+:func:`plan_sync` says what it would do. ARCHITECTURE.md ("The staged mirror and staging")
+gives the guarantees: a file is listed only once its size and sha256 matched, an interrupted
+download resumes, and a killed sync leaves a valid mirror.
 """
 
 from __future__ import annotations

@@ -1,28 +1,9 @@
 """The background sync job: staging outside Juju hooks, as a systemd service with a status file.
 
-A hook must not spend minutes downloading, so the charm stages automatically (``auto-sync``) and
-copies the leader's mirror onto other units (several units) through a job that runs on its own:
-
-1. the charm writes a :class:`JobSpec` (JSON, mode 0600) to ``<root>/.upgrader-job.json``;
-2. :func:`render_unit` gives a systemd service that runs ``python -m upgrader.syncjob <spec>``
-   with the charm's own interpreter and ``lib``/``src`` on ``PYTHONPATH``;
-   :class:`JobService` installs it and starts it without waiting (``systemctl start
-   --no-block``);
-3. the job (:func:`run`) reads the source stream, stages with :func:`upgrader.sync.sync` and
-   keeps ``<root>/.upgrader-job-status.json`` (mode 0600 too) up to date (a :class:`JobStatus`:
-   running, done or failed, bytes done and total); the charm shows :meth:`JobStatus.describe`
-   in the unit status.
-
-Both files sit in the storage root, outside the served ``tools/`` tree. A job copying the leader
-(``follow``) takes every version the leader lists for the configured OS and architectures, and
-afterwards drops what the leader no longer lists, so all units serve the same content (but a
-leader listing no agents at all is not copied: the follower keeps its mirror); it reads
-the leader's unsigned metadata, which is allowed for that internal source only.
-
-An upstream source is read as the sync-binaries action reads it (:mod:`upgrader.upstream`):
-when one conditional request finds the index unchanged, the verified metadata kept from the
-last read is used, so a periodic auto-sync with nothing new costs that one request. The
-leader's mirror is read in full every time.
+The charm writes a :class:`JobSpec` and starts the service (:func:`render_unit`,
+:class:`JobService`); the job (:func:`run`, ``python -m upgrader.syncjob SPEC``) stages with
+:func:`upgrader.sync.sync` and keeps a :class:`JobStatus` file the unit status shows.
+ARCHITECTURE.md ("The background job") has the whole.
 """
 
 from __future__ import annotations

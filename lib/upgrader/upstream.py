@@ -1,43 +1,8 @@
 """The upstream metadata a mirror last read, kept so that an unchanged stream costs one request.
 
-Reading a stream in full means fetching the index and products documents, verifying their
-signatures with gpgv and checking every item: tens of milliseconds for the official stream,
-whatever a sync then downloads. :func:`read_upstream` keeps what the last full read produced
-in the mirror's private state, ``<root>/.upstream/<stream>.json`` (mode 0600: the source URL may
-carry credentials; never served), with:
-
-* the :class:`~upgrader.streams.StreamContents` it returned (every entry, whether it was
-  verified, and the index's validators: URL, ``ETag``, ``Last-Modified``, SHA-256);
-* the source URL and stream it was read from, and the trust settings that accepted it (whether
-  signatures were required, and the SHA-256 of the keys they were checked against).
-
-Only verified reads are kept: an unverified read (``verify-signatures=false`` and no valid
-signed metadata) is read in full every time, and removes an older record.
-
-The next read with the same source, stream and trust settings makes ONE request: the
-conditional request of :func:`~upgrader.streams.check_for_changes` for the index. When the
-server answers 304 Not Modified, or sends the very bytes read before, the kept contents are
-used: they were verified when they were read, and the record is written by us (atomically) in
-our own storage, which is the trust the staged tarballs already rely on. Anything else means a
-full :func:`~upgrader.streams.read_stream`, after which the record is replaced: the index
-changed or is gone, the source URL, stream, keys or ``verify-signatures`` differ, or the
-record is missing, unreadable, malformed or of another format (this last case is logged as a
-warning; none is an error). A source that cannot be reached is an error, as without a record.
-
-As for the charm's conditional checks, only the index is compared: publishers rewrite the index
-whenever a products file changes. A server that answers 304 for a changed index keeps the
-previous (verified) metadata in use, which is no more than replaying the old signed documents
-would achieve.
-
-Usage::
-
-    with Fetcher(settings) as fetcher:
-        read = read_upstream(Mirror(root), url, "released", fetcher, trust=trust)
-        log(read.note)                   # what was done, and why
-        sync(Mirror(root), read.contents, request, fetcher)
-
-``read_upstream(..., save=False)`` then :func:`keep_upstream` keeps a read only once the caller
-knows it wants it (the CLI: after the request is found valid; never on a dry run).
+:func:`read_upstream` reuses the verified contents kept in ``<root>/.upstream/`` when one
+conditional request finds the index unchanged, and reads the stream in full otherwise;
+ARCHITECTURE.md ("Agent streams") says when a record is used and why that is safe.
 """
 
 from __future__ import annotations

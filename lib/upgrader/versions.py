@@ -1,19 +1,7 @@
 """Juju agent version numbers, with Juju's own grammar and ordering.
 
-Why not ``packaging.version``? PEP 440 cannot represent Juju's numbers faithfully:
-
-* A Juju tag replaces the patch (``3.1-beta2`` is major 3, minor 1, tag ``beta``, patch 2), and
-  any tag made of lowercase letters is allowed (``dev``, ``rc``, ``zz``). PEP 440 knows only
-  ``a``/``b``/``rc``/``dev``/``post`` and would normalise ``3.1-beta2`` to ``3.1b2``, changing
-  the text Juju prints and matches on.
-* Juju orders tags as plain strings (``rc`` after ``beta`` only by spelling; ``zz`` after
-  ``alpha``); PEP 440 ranks ``dev`` below ``a`` and rejects unknown tags.
-* Juju's fourth number is a build (``2.9.42.1``), ranked after the patch; PEP 440 would read it
-  as a release segment and compare ``2.9.42.1`` with ``2.9.42-beta1`` differently.
-* Juju caps every number at nine digits and ignores leading zeros (``2.03.1`` is ``2.3.1``).
-
-So this module implements the grammar and order from Juju's ``version`` package (see
-``shared/reference/juju-versions-and-upgrades.md`` section 1) directly.
+The grammar and order of ``github.com/juju/version/v2`` (``version.go``); ARCHITECTURE.md
+("Versions") says why ``packaging.version`` cannot represent them.
 """
 
 from __future__ import annotations

@@ -1,26 +1,8 @@
-"""``juju-upgrader``: the client tool, also a Juju plugin (``juju upgrader ...``).
+"""The ``juju-upgrader`` command line: the parser, and one error line per failure.
 
-Commands:
-
-* ``plan``: the selection the charm's ``plan-upgrade`` action makes, with the same result keys.
-* ``sync [VERSION] --local-dir DIR``: stage agent binaries into DIR in the layout the charm and
-  ``juju sync-agent-binary --local-dir`` use (``DIR/tools/...``), with the charm's engine
-  (:mod:`upgrader.sync`); the same result keys as the ``sync-binaries`` action. The verified
-  upstream metadata is kept in ``DIR/.upstream`` (:mod:`upgrader.upstream`), so a later sync
-  of an unchanged stream reads it with one request; a note on stderr says which was done.
-* ``bundle DIR -o agents.tar.gz``: the archive the charm's ``agent-binaries`` resource accepts
-  (:mod:`upgrader.bundle`).
-
-Metadata signatures are checked as the charm does (:class:`upgrader.streams.TrustPolicy`):
-against Juju's release key or ``--signing-keys``; ``--no-verify-signatures`` accepts unsigned
-metadata from sources other than the official stream.
-
-Conventions: results go to stdout (``--format text|json|yaml``); notes, progress and errors go
-to stderr. Exit status 0 on success, 2 for a bad argument, 1 for any other failure, 130 when
-interrupted; each failure is one ``juju-upgrader: error: ...`` line (``--debug`` adds the
-traceback). ``--quiet`` silences the notes and progress, never the results or errors. A
-``--stream-url`` may carry credentials (``https://user:token@host/...``): they are sent to the
-server, and shown as ``***`` in everything printed (:mod:`upgrader.urls`).
+Results go to stdout (``--format text|json|yaml``); notes, progress and errors to stderr. Exit
+status 0 on success, 2 for a bad argument, 1 for any other failure, 130 when interrupted;
+``--debug`` adds the traceback, ``--quiet`` silences notes and progress.
 """
 
 from __future__ import annotations
