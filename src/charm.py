@@ -208,10 +208,13 @@ class UpgraderCharm(ops.CharmBase):
         if config is None:
             return  # collect-status names the option; nothing changes until it is fixed
         self._refresh_stream(state, config, work.stream)
-        if work.resource is ResourceImport.NEW or (
-            work.resource is ResourceImport.RETRY and self._last_import.retry
+        if state.storage_root is not None and (
+            work.resource is ResourceImport.NEW
+            or (work.resource is ResourceImport.RETRY and self._last_import.retry)
         ):
-            self._import_resource(state, config)
+            path = self._resource_path()
+            if path is not None:
+                self._import_resource(state.storage_root, config, path)
         root = self._serve(state, config)
         if root is None:
             return
@@ -241,22 +244,18 @@ class UpgraderCharm(ops.CharmBase):
 
     def _import_resource(
         self,
-        state: CharmState,
+        root: Path,
         config: CharmConfig,
+        path: Path,
         *,
         force: bool = False,
         log: Callable[[str], None] | None = None,
     ) -> ImportResult | None:
-        """Import the attached resource into the mirror, recording the outcome for the status.
+        """Import the resource at ``path`` into the mirror, recording the outcome for the status.
 
         Returns:
-            What was imported; None when there is no storage or no resource, or on failure
-            (then :attr:`_last_import` says why).
+            What was imported; None on failure (then :attr:`_last_import` says why).
         """
-        root = state.storage_root
-        path = self._resource_path() if root is not None else None
-        if root is None or path is None:
-            return None  # storage-attached imports it once the storage is there
         try:
             result = import_resource(
                 path,
@@ -498,13 +497,16 @@ class UpgraderCharm(ops.CharmBase):
         params = event.load_params(ImportParams, errors="fail")
         state = self._state
         config = self._may_run(state, storage=True, stages="import")
-        if self._resource_path() is None:
+        path = self._resource_path()
+        if state.storage_root is None or path is None:
             raise ActionRefusedError(
                 f"no {AGENT_BINARIES} resource attached: make one on a connected machine with "
                 "`juju-upgrader bundle DIR -o agents.tar.gz`, then run `juju attach-resource "
                 f"{state.app} {AGENT_BINARIES}=./agents.tar.gz`"
             )
-        result = self._import_resource(state, config, force=params.force, log=event.log)
+        result = self._import_resource(
+            state.storage_root, config, path, force=params.force, log=event.log
+        )
         if result is None:
             raise ActionRefusedError(self._last_import.error)
         event.set_results(result.results())
