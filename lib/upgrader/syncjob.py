@@ -475,16 +475,13 @@ def auto_sync_job(
     """
     if not target or is_staged(entries, parse(target), config.agent_os, config.arch_list):
         return None
-    return JobSpec(
-        root=str(root),
+    return _job(
+        config,
+        root,
         stream_url=config.stream_url,
-        stream=config.stream,
-        os_name=config.agent_os,
-        architectures=config.arch_list,
         versions=(target,),
         verify_signatures=config.verify_signatures,
         signing_keys=config.signing_keys,
-        parallel=config.parallel_downloads,
         fetch=dataclasses.asdict(config.fetch_settings(environ)),
     )
 
@@ -505,15 +502,18 @@ def follow_job(
         mirror_revision((), config.agent_os, arches),
     ):
         return None
+    return _job(config, root, stream_url=leader.url, follow=True, internal=True)
+
+
+def _job(config: CharmConfig, root: Path, **fields: Any) -> JobSpec:
+    """A job staging into ``root`` what the options ask for (stream, OS, arches, parallel)."""
     return JobSpec(
         root=str(root),
-        stream_url=leader.url,
         stream=config.stream,
         os_name=config.agent_os,
-        architectures=arches,
-        follow=True,
-        internal=True,
+        architectures=config.arch_list,
         parallel=config.parallel_downloads,
+        **fields,
     )
 
 
