@@ -127,13 +127,6 @@ class PruneParams:
 
     keep: int | None = None
 
-    def __post_init__(self) -> None:
-        """Name the parameter when Juju did not enforce it (an older Juju, a test)."""
-        if self.keep is None:
-            raise ValueError(
-                "keep is required: the number of versions to keep per major.minor, e.g. 2"
-            )
-
 
 @dataclasses.dataclass(frozen=True)
 class ImportParams:
@@ -413,7 +406,7 @@ class UpgraderCharm(ops.CharmBase):
 
     @_fails_cleanly
     def _on_plan_upgrade(self, event: ops.ActionEvent) -> None:
-        config = self._may_run(self._state)
+        config = _config_for(self._state)
         params = event.load_params(PlanParams, errors="fail")
         request = _plan_request(self._state, config, params)
         contents = self._read_stream(self._state, config)
@@ -430,9 +423,8 @@ class UpgraderCharm(ops.CharmBase):
     def _on_sync_binaries(self, event: ops.ActionEvent) -> None:
         params = event.load_params(SyncParams, errors="fail")
         state = self._state
-        config = self._may_run(state, storage=True, stages="" if params.dry_run else "sync")
-        root = state.storage_root
-        assert root is not None  # noqa: S101 - checked by _may_run
+        root = _storage_for(state)
+        config = _config_for(state, stages="" if params.dry_run else "sync")
         series = parse_major_minor(params.version) if params.version.strip() else None
         arches = (
             parse_architectures(params.architectures)
@@ -477,9 +469,12 @@ class UpgraderCharm(ops.CharmBase):
     def _on_prune_binaries(self, event: ops.ActionEvent) -> None:
         params = event.load_params(PruneParams, errors="fail")
         state = self._state
-        config = self._may_run(state, storage=True, stages="prune")
-        assert state.storage_root is not None and params.keep is not None  # noqa: S101
-        mirror = Mirror(state.storage_root)
+        mirror = Mirror(_storage_for(state))
+        if params.keep is None:  # Juju requires it; a client that skips the schema may not
+            raise ActionRefusedError(
+                "keep is required: the number of versions to keep per major.minor, e.g. 2"
+            )
+        config = _config_for(state, stages="prune")
         with mirror.lock("prune"):
             result = mirror.prune(params.keep, protected=[state.agent_version])
         for path in result.files_removed:
@@ -496,44 +491,20 @@ class UpgraderCharm(ops.CharmBase):
     def _on_import_binaries(self, event: ops.ActionEvent) -> None:
         params = event.load_params(ImportParams, errors="fail")
         state = self._state
-        config = self._may_run(state, storage=True, stages="import")
+        root = _storage_for(state)
+        config = _config_for(state, stages="import")
         path = self._resource_path()
-        if state.storage_root is None or path is None:
+        if path is None:
             raise ActionRefusedError(
                 f"no {AGENT_BINARIES} resource attached: make one on a connected machine with "
                 "`juju-upgrader bundle DIR -o agents.tar.gz`, then run `juju attach-resource "
                 f"{state.app} {AGENT_BINARIES}=./agents.tar.gz`"
             )
-        result = self._import_resource(
-            state.storage_root, config, path, force=params.force, log=event.log
-        )
+        result = self._import_resource(root, config, path, force=params.force, log=event.log)
         if result is None:
             raise ActionRefusedError(self._last_import.error)
         event.set_results(result.results())
         self._mirror_changed(state, config)
-
-    def _may_run(
-        self, state: CharmState, *, storage: bool = False, stages: str = ""
-    ) -> CharmConfig:
-        """The config, once the action may run here; otherwise :class:`ActionRefusedError`.
-
-        Args:
-            state: the charm state.
-            storage: the action needs the binaries storage.
-            stages: the action changes the mirror (``sync``, ``prune`` or ``import``), which
-                a unit that copies the leader's mirror must not do.
-        """
-        if storage and state.storage_root is None:
-            raise ActionRefusedError(no_storage_message(state.unit))
-        if stages and not state.leader and state.leader_mirror is not None:
-            where = state.leader_mirror.unit or "the leader unit (marked * in juju status)"
-            raise ActionRefusedError(
-                f"{state.unit} copies the leader's mirror ({state.leader_mirror.url}); "
-                f"run {stages}-binaries on {where}, the other units follow"
-            )
-        if state.config is None:
-            raise ActionRefusedError(f"invalid config: {state.config_error}")
-        return state.config
 
     def _mirror_changed(self, state: CharmState, config: CharmConfig) -> None:
         """Tell peers at once that the leader's mirror changed (else the next hook does)."""
@@ -651,6 +622,32 @@ class UpgraderCharm(ops.CharmBase):
 
 
 # --- helpers that take data ------------------------------------------------------------------
+
+
+def _storage_for(state: CharmState) -> Path:
+    """The storage root an action stages into; :class:`ActionRefusedError` without one."""
+    if state.storage_root is None:
+        raise ActionRefusedError(no_storage_message(state.unit))
+    return state.storage_root
+
+
+def _config_for(state: CharmState, *, stages: str = "") -> CharmConfig:
+    """The config, once the action may run here; otherwise :class:`ActionRefusedError`.
+
+    Args:
+        state: the charm state.
+        stages: the action changes the mirror (``sync``, ``prune`` or ``import``), which a
+            unit that copies the leader's mirror must not do.
+    """
+    if stages and not state.leader and state.leader_mirror is not None:
+        where = state.leader_mirror.unit or "the leader unit (marked * in juju status)"
+        raise ActionRefusedError(
+            f"{state.unit} copies the leader's mirror ({state.leader_mirror.url}); "
+            f"run {stages}-binaries on {where}, the other units follow"
+        )
+    if state.config is None:
+        raise ActionRefusedError(f"invalid config: {state.config_error}")
+    return state.config
 
 
 def _plan_request(
