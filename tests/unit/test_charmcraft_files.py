@@ -180,6 +180,16 @@ def test_mirror_is_an_extra_binding(expanded: dict[str, Any]):
     assert expanded["extra-bindings"] == {"mirror": None}
 
 
+def test_docs_name_the_charm_files_charmcraft_writes():
+    # charmcraft names a package <name>_<platform>.charm (test_packed_charm.py packs one).
+    charmcraft = _load(REPO / "charmcraft.yaml")
+    packed = {f"{charmcraft['name']}_{platform}.charm" for platform in charmcraft["platforms"]}
+    for doc in ("README.md", "CONTRIBUTING.md"):
+        named = set(re.findall(r"upgrader_[\w.@-]+\.charm", (REPO / doc).read_text()))
+        assert named, doc
+        assert named <= packed, f"{doc} names {sorted(named - packed)}"
+
+
 def test_config_yaml_passes_charmcraft_model():
     config = JujuConfig.model_validate(_load(REPO / "config.yaml"))
 
