@@ -329,8 +329,9 @@ def _restore(
 
 
 class NginxService:
-    """nginx as the unit's web server: installed from the Ubuntu archive (with GnuPG, which the
-    unit needs to check signed metadata), run by systemd.
+    """nginx as the unit's web server: installed from the Ubuntu archive, run by systemd.
+
+    GnuPG comes with it (:data:`UNIT_PACKAGES`): the unit needs it to check signed metadata.
 
     Every method raises :class:`ServingError` with a message naming what failed.
     """
