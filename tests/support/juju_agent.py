@@ -64,9 +64,14 @@ class HookRun:
         return [c.args for c in self.calls if c.tool == tool]
 
     def check(self) -> HookRun:
-        """Fail the test, with the hook's output, unless the dispatch succeeded."""
+        """Fail the test unless the dispatch succeeded, with its output and its logged errors.
+
+        ops sends an uncaught exception's traceback to ``juju-log``, not to stderr.
+        """
+        errors = [c.args[-1] for c in self.calls if c.tool == "juju-log" and "ERROR" in c.args]
         assert self.returncode == 0, (
-            f"{self.name} exited {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+            f"{self.name} exited {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n"
+            f"{self.stderr}\nlogged errors:\n" + "\n".join(errors)
         )
         return self
 
