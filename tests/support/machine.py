@@ -47,7 +47,14 @@ from support.packing import base_python
 READY_TIMEOUT = 30
 RUN_TIMEOUT = 300
 
-HOST_DIRS = ("/etc/nginx", "/var/log/nginx", "/etc/systemd/system", "/usr/sbin")
+HOST_DIRS = (
+    "/etc/nginx",
+    "/var/log/nginx",
+    "/etc/systemd/system",
+    "/usr/sbin",
+    "/usr/local/sbin",
+    "/usr/local/bin",
+)
 """Directories the machine replaces with its own (they must exist on this host)."""
 
 GNUPG_TOOLS = {"gnupg": "/usr/bin/gpg", "gpgv": "/usr/bin/gpgv"}
