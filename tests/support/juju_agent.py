@@ -18,6 +18,12 @@ The sequences of hooks are Juju's: deploying runs storage-attached (the storage 
 deploy), install, relation-created for the peer relation, leader-elected, config-changed and
 start; ``juju refresh`` runs upgrade-charm then config-changed; ``juju attach-resource`` runs
 upgrade-charm; ``juju config`` runs config-changed.
+
+In Juju's source (github.com/juju/juju): the deployer is
+``internal/worker/uniter/charm/manifest_deployer.go``; the hook environment is ``HookVars`` in
+``internal/worker/uniter/runner/context/context.go`` and ``env.go``, with ``JUJU_DISPATCH_PATH``
+added in ``internal/worker/uniter/runner/runner.go``; storage-attached runs before install on
+machine models per ``internal/worker/uniter/storage/resolver.go``.
 """
 
 from __future__ import annotations
