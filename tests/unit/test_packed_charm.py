@@ -86,9 +86,14 @@ def machine() -> Iterator[Machine]:
 
 def juju_upgrader(*args: str) -> None:
     """Run the client tool, as an operator on a connected machine does."""
-    subprocess.run(
-        [sys.executable, "-m", "upgrader", *args], check=True, capture_output=True, timeout=300
+    result = subprocess.run(
+        [sys.executable, "-m", "upgrader", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
+    assert result.returncode == 0, result.stderr
 
 
 def stored(unit: UnitAgent) -> dict[str, dict]:
@@ -190,6 +195,12 @@ def test_deploy_stage_import_and_refresh(
             "active",
             f"serving no agents yet (run sync-binaries); agent-metadata-url={MIRROR_URL}; "
             "upgrade target 3.6.12 is not staged",
+        )
+        assert runs[-1].args_of("status-set")[-1] == (
+            "--application=False",
+            "active",
+            "--",
+            unit.status[1],
         )
         assert machine.fetch(f"{MIRROR_URL}/streams/v1/index2.json")[0] == 404
 
