@@ -32,6 +32,10 @@ SERVED_DIR = "tools"
 SITE_NAME = "upgrader"
 NGINX_BINARY = "/usr/sbin/nginx"
 NGINX_PACKAGE = "nginx"
+UNIT_PACKAGES = (NGINX_PACKAGE, "gnupg", "gpgv")
+"""The Ubuntu packages the unit installs: nginx serves the mirror; gnupg's ``gpg`` turns the
+signing keys into a keyring and ``gpgv`` checks signed metadata (:mod:`upgrader.signing`). An
+air-gapped site's apt mirror must hold all three."""
 NGINX_UNIT = "nginx.service"
 LOG_DIR = Path("/var/log/nginx")
 
@@ -312,6 +316,8 @@ def _restore(
 class NginxService:
     """nginx as the unit's web server: installed from the Ubuntu archive, run by systemd.
 
+    GnuPG comes with it (:data:`UNIT_PACKAGES`): the unit needs it to check signed metadata.
+
     Every method raises :class:`ServingError` with a message naming what failed.
     """
 
@@ -320,18 +326,24 @@ class NginxService:
         self.layout = layout or Layout()
 
     def installed(self) -> bool:
-        """Whether the nginx binary is present."""
-        return Path(NGINX_BINARY).exists() or shutil.which("nginx") is not None
+        """Whether nginx, ``gpg`` and ``gpgv`` are all present (see :data:`UNIT_PACKAGES`).
+
+        A unit refreshed from a charm that installed only nginx lacks GnuPG until the next
+        :meth:`install`.
+        """
+        nginx = Path(NGINX_BINARY).exists() or shutil.which("nginx") is not None
+        return nginx and all(shutil.which(tool) for tool in ("gpg", "gpgv"))
 
     def install(self) -> None:
-        """Install the nginx package from the archive (refreshing the package lists first)."""
+        """Install :data:`UNIT_PACKAGES` from the archive (refreshing the package lists first)."""
         from charmlibs import apt  # imported here: optional at import time
 
         try:
             apt.update()
-            apt.add_package(NGINX_PACKAGE)
+            apt.add_package(list(UNIT_PACKAGES))
         except (apt.Error, subprocess.CalledProcessError, OSError) as exc:
-            raise ServingError(f"cannot install {NGINX_PACKAGE} from the archive: {exc}") from None
+            packages = ", ".join(UNIT_PACKAGES)
+            raise ServingError(f"cannot install {packages} from the archive: {exc}") from None
 
     def serve(self, site: Site) -> bool:
         """Install the site and make sure nginx runs with it; returns whether it changed."""

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pydantic
 import pytest
@@ -156,6 +157,37 @@ def test_expand_extensions_keeps_uv_plugin(expanded: dict[str, Any]):
     assert charm_part["plugin"] == "uv"
     assert charm_part["source"] == "."
     assert "astral-uv" in charm_part["build-snaps"]
+
+
+def test_icon_part_puts_icon_svg_in_the_charm(expanded: dict[str, Any]):
+    # The uv plugin packs only src/, lib/ and the venv; Charmhub reads icon.svg from the charm.
+    assert expanded["parts"]["icon"] == {"plugin": "dump", "source": ".", "stage": ["icon.svg"]}
+
+
+def test_icon_is_a_100_pixel_svg():
+    # Our own file, parsed to check its canvas: Charmhub icons are 100x100 SVGs.
+    svg = ElementTree.parse(REPO / "icon.svg").getroot()  # noqa: S314
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    assert (svg.get("width"), svg.get("height"), svg.get("viewBox")) == (
+        "100",
+        "100",
+        "0 0 100 100",
+    )
+
+
+def test_mirror_is_an_extra_binding(expanded: dict[str, Any]):
+    # `juju deploy ... --bind "mirror=<space>"` picks the address the controller reaches.
+    assert expanded["extra-bindings"] == {"mirror": None}
+
+
+def test_docs_name_the_charm_files_charmcraft_writes():
+    # charmcraft names a package <name>_<platform>.charm (test_packed_charm.py packs one).
+    charmcraft = _load(REPO / "charmcraft.yaml")
+    packed = {f"{charmcraft['name']}_{platform}.charm" for platform in charmcraft["platforms"]}
+    for doc in ("README.md", "CONTRIBUTING.md"):
+        named = set(re.findall(r"upgrader_[\w.@-]+\.charm", (REPO / doc).read_text()))
+        assert named, doc
+        assert named <= packed, f"{doc} names {sorted(named - packed)}"
 
 
 def test_config_yaml_passes_charmcraft_model():

@@ -498,13 +498,37 @@ def test_service_serves_reloads_only_on_change_and_stops(tmp_path: Path, system:
 
 def test_service_install_uses_the_archive(system: dict) -> None:
     nginx.NginxService().install()
-    assert system["calls"] == [("update",), ("add_package", "nginx")]
+    assert system["calls"] == [("update",), ("add_package", ["nginx", "gnupg", "gpgv"])]
 
 
 def test_service_install_failure_is_a_serving_error(system: dict) -> None:
     system["fail"] = "add_package"
-    with pytest.raises(nginx.ServingError, match="cannot install nginx from the archive: add_"):
+    with pytest.raises(
+        nginx.ServingError,
+        match="cannot install nginx, gnupg, gpgv from the archive: add_package failed",
+    ):
         nginx.NginxService().install()
+
+
+@pytest.mark.parametrize(
+    ("present", "installed"),
+    [
+        (("nginx", "gpg", "gpgv"), True),
+        (("nginx", "gpgv"), False),  # a unit from a charm that installed only nginx
+        (("nginx", "gpg"), False),
+        (("gpg", "gpgv"), False),
+    ],
+)
+def test_service_is_installed_only_with_gnupg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, present: tuple[str, ...], installed: bool
+) -> None:
+    for name in present:
+        tool = tmp_path / name
+        tool.write_text("#!/bin/sh\n")
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(nginx, "NGINX_BINARY", str(tmp_path / "sbin/nginx"))
+    assert nginx.NginxService().installed() is installed
 
 
 @needs_nginx
