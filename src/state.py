@@ -20,8 +20,12 @@ from upgrader.versions import Version, parse_lenient
 logger = logging.getLogger(__name__)
 
 PEERS = "upgrader-peers"
-MIRROR_BINDING = "juju-info"
-"""The binding whose address the controller and the other units reach the mirror at."""
+MIRROR_BINDING = "mirror"
+"""The extra binding whose address the controller and the other units reach the mirror at.
+
+Unbound, it is in the application's default space, like ``juju-info``; ``juju deploy ...
+--bind "mirror=<space>"`` puts it in the space the controller reaches.
+"""
 
 
 @dataclasses.dataclass(frozen=True)

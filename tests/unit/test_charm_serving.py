@@ -152,17 +152,36 @@ def test_storage_attached_serves_tools_and_opens_the_port(ctx, base, store, root
 
 def test_status_shows_what_is_served_and_the_url(ctx, base, root) -> None:
     stage(root)
-    network = testing.Network(
-        "juju-info",
-        [testing.BindAddress([testing.Address("10.1.2.3")])],
-        ingress_addresses=["10.1.2.3"],
-    )
-    out = ctx.run(ctx.on.config_changed(), base(networks={network}))
+    out = ctx.run(ctx.on.config_changed(), base(networks={network("mirror", "10.1.2.3")}))
     assert out.unit_status == ops.ActiveStatus(
         "serving 3.6.12 (2 arches) and 1 older version; "
         "agent-metadata-url=http://10.1.2.3:8080/tools; upgrade target 3.6.13 is not staged "
         "(unverified source)"
     )
+
+
+def network(binding: str, address: str) -> testing.Network:
+    return testing.Network(
+        binding, [testing.BindAddress([testing.Address(address)])], ingress_addresses=[address]
+    )
+
+
+def test_the_mirror_binding_gives_the_address_everything_names(ctx, base, store, root) -> None:
+    """`juju deploy --bind mirror=<space>`: the served URL, status, relations and plan use it."""
+    peers = testing.PeerRelation("upgrader-peers", peers_data={1: {}})
+    website = testing.Relation("website", remote_app_name="haproxy")
+    networks = {network("mirror", "10.9.8.7"), network("juju-info", "10.1.2.3")}
+    url = "http://10.9.8.7:8080/tools"
+    state = ctx.run(
+        ctx.on.storage_attached(store), base(relations={peers, website}, networks=networks)
+    )
+    assert f"agent-metadata-url={url}" in state.unit_status.message
+    assert state.get_relation(peers.id).local_app_data["mirror-url"] == url
+    assert state.get_relation(website.id).local_unit_data["hostname"] == "10.9.8.7"
+    ctx.run(ctx.on.action("plan-upgrade"), state)
+    assert f"agent-metadata-url={url}" in (ctx.action_results or {})["next-steps"]
+    ctx.run(ctx.on.action("sync-binaries", params={"version": "3.6", "dry-run": True}), state)
+    assert (ctx.action_results or {})["agent-metadata-url"] == url
 
 
 def test_port_change_rerenders_and_opens_the_new_port(ctx, base, store) -> None:
