@@ -112,14 +112,18 @@ def test_plan_upgrade_explicit_target(ctx, stream_url: str) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"target-version": "3.6.10"}, "no matching agent versions available"),
-        ({"target-version": "3.5.0"}, "cannot change version from 3.6.8 to lower version 3.5.0"),
+        # The default policy (documented) speaks as Juju 1.25's upgrade-juju did.
+        ({"target-version": "3.6.10"}, "no matching tools available"),
+        (
+            {"agent-version": "3.6.9", "target-version": "3.6.8"},
+            "cannot change version from 3.6.9 to 3.6.8",
+        ),
         ({"agent-version": "v3.6"}, "agent-version: invalid version 'v3.6'"),
         ({"client-version": "3.6.x"}, "client-version: invalid version '3.6.x'"),
         ({"target-version": "3.6.12 "}, "target-version: invalid version '3.6.12 '"),
         (
             {"agent-version": "2.9.52", "client-version": "3.6.13"},
-            "no matching agent versions available",
+            "no compatible tools available",
         ),
     ],
 )
