@@ -73,6 +73,8 @@ class Selection:
         candidates: the versions the rule considered that are newer than the agent, newest first.
         missing_architectures: configured architectures the target has no binary for.
         warnings: what Juju would print as a warning (e.g. crossing majors), plus notes.
+        available: every version the stream holds (for the OS and architectures), oldest
+            first: what a route to the target may pass through.
     """
 
     outcome: Outcome
@@ -84,6 +86,7 @@ class Selection:
     candidates: tuple[Version, ...] = ()
     missing_architectures: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    available: tuple[Version, ...] = ()
 
 
 def newest_compatible(available: Iterable[Version], base: Version) -> Version | None:
@@ -156,9 +159,19 @@ def select(
     else:
         chosen, reason, warnings, scope = _juju_3(versions, agent, target)
     candidates = tuple(v for v in sorted(set(scope), reverse=True) if v > agent)
+    listed = tuple(reversed(versions))
     if chosen is None or chosen == agent:
         return Selection(
-            Outcome.UP_TO_DATE, agent, agent, client, policy, reason, candidates, (), warnings
+            Outcome.UP_TO_DATE,
+            agent,
+            agent,
+            client,
+            policy,
+            reason,
+            candidates,
+            (),
+            warnings,
+            listed,
         )
     missing = tuple(a for a in architectures if a not in arches_of.get(chosen, set()))
     if missing:
@@ -167,7 +180,7 @@ def select(
             f"{chosen} has no agent binary for {', '.join(missing)} in the stream",
         )
     return Selection(
-        Outcome.UPGRADE, agent, chosen, client, policy, reason, candidates, missing, warnings
+        Outcome.UPGRADE, agent, chosen, client, policy, reason, candidates, missing, warnings, listed
     )
 
 

@@ -56,17 +56,26 @@ def run_plan(ctx, config: dict, params: dict | None = None) -> tuple[dict, testi
 
 def test_plan_upgrade_defaults_to_unit_agent_version(ctx, stream_url: str) -> None:
     results, state = run_plan(ctx, {"stream-url": stream_url})
+    steps = results.pop("next-steps").splitlines()
+    reason = results.pop("reason")
     assert results == {
         "outcome": "upgrade",
         "agent-version": "3.6.8",
         "target-version": "3.7.0",
         "policy": "documented",
-        "reason": "newest version of the next minor 3.7",
         "available": "3.7.0, 3.6.12, 3.6.9",
-        "next-steps": "juju upgrade-controller --agent-version 3.7.0",
+        "route": "in-place-then-new-controller",
+        "hops": "3.6.12, 3.7.0",
+        "stage": "3.6.12, 3.7.0",
+        "in-place-target": "3.6.12",
         "source": stream_url,
         "verified": "true",
     }
+    assert reason.startswith("newest version of the next minor 3.7; `juju upgrade-controller")
+    assert steps[:2] == [
+        "juju upgrade-controller --agent-version 3.6.12 --dry-run",
+        "juju upgrade-controller --agent-version 3.6.12",
+    ]
     assert state.unit_status == ops.ActiveStatus("agent 3.6.8; upgrade target 3.7.0")
 
 
@@ -80,7 +89,8 @@ def test_plan_upgrade_with_client_and_policy(ctx, stream_url: str) -> None:
     assert results["client-version"] == "3.6.12"
     assert results["policy"] == "juju-3"
     assert "3.7.0 is available" in results["reason"]
-    assert "juju migrate" in results["next-steps"]
+    assert results["route"] == "in-place"
+    assert "juju upgrade-controller --agent-version 3.6.12" in results["next-steps"].splitlines()
 
 
 def test_policy_param_overrides_config(ctx, stream_url: str) -> None:
