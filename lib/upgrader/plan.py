@@ -5,7 +5,8 @@ print the same keys (scripts read them). The charm calls, with what a unit knows
 
     selection = make_plan(contents, request)  # SelectionError: Juju's refusal
     route = route_of(selection)               # no model list on a unit
-    site = Site(url, stream, staged_versions(entries, os, arches), "juju run upgrader/0 sync-binaries")
+    staged = staged_versions(entries, os_name, architectures)
+    site = Site(url, stream, staged, "juju run upgrader/0 sync-binaries")
     results = plan_results(selection, contents, site, route=route)
     # sync-binaries without a version stages route.stage, for every configured architecture
 """

@@ -284,7 +284,9 @@ def _migration_notes(controller: Version, source: Version, target: Version) -> l
     ]
 
 
-def _missing(controller: Version, source: Version, target: Version, versions: list[Version]) -> str:
+def _missing(
+    controller: Version, source: Version, target: Version, versions: list[Version]
+) -> str:
     """Say what the stream lacks for a route to exist."""
     minimum = min_migrate_version(target)
     if minimum is None or source.major != target.major - 1:

@@ -81,8 +81,12 @@ class ControllerInfo:
 
 
 def default_offline_dir(target: Version) -> str:
-    """Where the offline bootstrap files go when the caller names no directory."""
-    return f"/var/tmp/juju-{target}"
+    """Where the offline bootstrap files go when the caller names no directory.
+
+    A directory on the operator's hosts that the printed commands create; nothing here
+    writes to it. /var/tmp survives reboots, unlike /tmp, and any user may create it.
+    """
+    return f"/var/tmp/juju-{target}"  # noqa: S108 - printed for the operator, never written here
 
 
 def new_controller_name(target: Version, info: ControllerInfo) -> str:
@@ -274,7 +278,8 @@ class _Runbook:
         if not kubernetes:
             arch = info.architectures[0] if info.architectures else "amd64"
             lines += [
-                f"snap download juju-db --channel={JUJU_DB_CHANNEL} --target-directory={directory}",
+                f"snap download juju-db --channel={JUJU_DB_CHANNEL} "
+                f"--target-directory={directory}",
                 f"juju download juju-controller --channel {series}/stable --base {info.base} "
                 f"--arch {arch} --filepath {directory}/juju-controller.charm",
             ]
@@ -296,7 +301,8 @@ class _Runbook:
             stream = ""
             if self.stream:
                 stream = (
-                    f" --config agent-stream={self.stream} --model-default agent-stream={self.stream}"
+                    f" --config agent-stream={self.stream} "
+                    f"--model-default agent-stream={self.stream}"
                 )
             lines.append(
                 f"juju bootstrap {cloud} {new} --no-switch --bootstrap-base {info.base} "

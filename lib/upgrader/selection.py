@@ -180,7 +180,16 @@ def select(
             f"{chosen} has no agent binary for {', '.join(missing)} in the stream",
         )
     return Selection(
-        Outcome.UPGRADE, agent, chosen, client, policy, reason, candidates, missing, warnings, listed
+        Outcome.UPGRADE,
+        agent,
+        chosen,
+        client,
+        policy,
+        reason,
+        candidates,
+        missing,
+        warnings,
+        listed,
     )
 
 
@@ -203,15 +212,7 @@ def _documented(
     if agent.major > cli.major:
         raise SelectionError(f"cannot upgrade a {agent} environment with a {cli} client")
     if target is not None:
-        if target == agent:
-            return None, _up_to_date(agent), (), []
-        if target.major != agent.major and not _documented_major_allowed(agent, target):
-            raise SelectionError(INCOMPATIBLE_CLI)
-        # FindTools(target major) answering NotFound and Match failing read the same.
-        if target not in versions:
-            raise SelectionError(NO_MATCHING_TOOLS)
-        _documented_check_lower(agent, target)
-        return target, _explicit_reason(target), (), [target]
+        return _documented_explicit(versions, agent, target)
     listed = [v for v in versions if v.major == cli.major]
     if not listed:
         if agent.major == cli.major:
@@ -245,6 +246,19 @@ def _documented(
     return chosen, reason, (), scope
 
 
+def _documented_explicit(versions: list[Version], agent: Version, target: Version) -> _Rule:
+    """1.25 with ``--version``: same major (or 1.25.2 to 2.0), listed, not lower."""
+    if target == agent:
+        return None, _up_to_date(agent), (), []
+    if target.major != agent.major and not _documented_major_allowed(agent, target):
+        raise SelectionError(INCOMPATIBLE_CLI)
+    # FindTools(target major) answering NotFound and Match failing read the same.
+    if target not in versions:
+        raise SelectionError(NO_MATCHING_TOOLS)
+    _documented_check_lower(agent, target)
+    return target, _explicit_reason(target), (), [target]
+
+
 def _documented_major_allowed(agent: Version, target: Version) -> bool:
     """1.25's ``preCheckAgent``: only 1.25.2 or later to 2.0.x crosses a major."""
     return (
@@ -273,19 +287,7 @@ def _juju_2_9(
     if cli.major not in (agent.major, agent.major + 1):
         raise SelectionError(f"cannot upgrade a {agent} model with a {cli} client")
     if target is not None:
-        if target.to_patch() < agent.to_patch():
-            raise SelectionError(f"cannot change version from {agent} to lower version {target}")
-        if target == agent:
-            return None, _up_to_date(agent), (), []
-        if target.major > agent.major:
-            # upgradevalidation.UpgradeToAllowed: MinMajorUpgradeVersions is empty on 2.9.
-            raise SelectionError(f'upgrade to "{target}" is not supported from "{agent}"')
-        if target not in versions:
-            raise SelectionError(NO_MATCHING)
-        if target < agent:
-            # A lower build of the same patch: 2.9 would let it through; a plan never downgrades.
-            raise SelectionError(f"cannot change version from {agent} to lower version {target}")
-        return target, _explicit_reason(target), (), [target]
+        return _juju_2_9_explicit(versions, agent, target)
     warn_compat = cli.major != agent.major
     own_major = [v for v in versions if v.major == agent.major]
     base = _next_minor_base(agent, any_tag=True)
@@ -309,6 +311,23 @@ def _juju_2_9(
         # Juju 2.9 stays on the agent's major and warns; crossing needs an explicit target.
         warnings = (f"version {chosen} incompatible with this client ({cli})",)
     return chosen, reason, warnings, scope
+
+
+def _juju_2_9_explicit(versions: list[Version], agent: Version, target: Version) -> _Rule:
+    """The 2.9 client with ``--agent-version``: not lower, same major, listed."""
+    if target.to_patch() < agent.to_patch():
+        raise SelectionError(f"cannot change version from {agent} to lower version {target}")
+    if target == agent:
+        return None, _up_to_date(agent), (), []
+    if target.major > agent.major:
+        # upgradevalidation.UpgradeToAllowed: MinMajorUpgradeVersions is empty on 2.9.
+        raise SelectionError(f'upgrade to "{target}" is not supported from "{agent}"')
+    if target not in versions:
+        raise SelectionError(NO_MATCHING)
+    if target < agent:
+        # A lower build of the same patch: 2.9 would let it through; a plan never downgrades.
+        raise SelectionError(f"cannot change version from {agent} to lower version {target}")
+    return target, _explicit_reason(target), (), [target]
 
 
 def _juju_3(versions: list[Version], agent: Version, target: Version | None) -> _Rule:

@@ -63,7 +63,11 @@ def test_without_a_mirror_there_is_no_staging_or_pointing() -> None:
     results = plan_results(plan(), CONTENTS)
     assert "staged" not in results
     assert results["next-steps"].splitlines() == IN_PLACE[1:]
-    assert (results["route"], results["hops"], results["stage"]) == ("in-place", "3.6.12", "3.6.12")
+    assert (results["route"], results["hops"], results["stage"]) == (
+        "in-place",
+        "3.6.12",
+        "3.6.12",
+    )
     assert results["in-place-target"] == ""
 
 

@@ -80,7 +80,10 @@ def test_3_6_10_to_3_6_12() -> None:
 def test_2_9_40_to_3_6_12_with_the_client_version() -> None:
     out = results("2.9.40", client=parse("3.6.12"))
     assert (out["route"], out["hops"]) == ("in-place-then-new-controller", "2.9.53, 3.6.12")
-    assert '`juju upgrade-controller --agent-version 3.6.12` answers: upgrade to "3.6.12" is not supported from "2.9.40"' in out["reason"]  # noqa: E501
+    assert (
+        '`juju upgrade-controller --agent-version 3.6.12` answers: upgrade to "3.6.12" is not '
+        'supported from "2.9.40"'
+    ) in out["reason"]
     assert "juju upgrade-controller --agent-version 2.9.53" in out["next-steps"].splitlines()
 
 
@@ -170,7 +173,11 @@ def test_models_known_to_the_client_tool() -> None:
 
 
 def test_staged_versions_needs_every_architecture() -> None:
-    entries = [entry("3.6.12-ubuntu-amd64"), entry("3.6.12-ubuntu-arm64"), entry("3.5.7-ubuntu-amd64")]
+    entries = [
+        entry("3.6.12-ubuntu-amd64"),
+        entry("3.6.12-ubuntu-arm64"),
+        entry("3.5.7-ubuntu-amd64"),
+    ]
     assert staged_versions(entries, "ubuntu", ["amd64", "arm64"]) == {parse("3.6.12")}
     assert staged_versions(entries, "ubuntu", ["amd64"]) == {parse("3.6.12"), parse("3.5.7")}
     assert staged_versions(entries, "centos", ["amd64"]) == frozenset()

@@ -19,7 +19,10 @@ from upgrader.routes import (
 from upgrader.versions import Version, parse
 
 V = parse
-STREAM = [V(v) for v in "2.9.50 2.9.51 2.9.52 2.9.53 3.4.5 3.4.6 3.5.6 3.5.7 3.6.10 3.6.11 3.6.12".split()]
+STREAM = [
+    V(v)
+    for v in "2.9.50 2.9.51 2.9.52 2.9.53 3.4.5 3.4.6 3.5.6 3.5.7 3.6.10 3.6.11 3.6.12".split()
+]
 BLOCKER_36 = (
     'cannot upgrade to "3.6.12" due to issues with these models:\n'
     '"admin/controller":\n'
@@ -215,7 +218,9 @@ releases = st.builds(Version, st.integers(2, 3), st.integers(4, 9), st.integers(
 
 
 @given(st.sets(releases, min_size=1, max_size=15), releases, releases)
-def test_any_route_is_consistent(stream: set[Version], controller: Version, target: Version) -> None:
+def test_any_route_is_consistent(
+    stream: set[Version], controller: Version, target: Version
+) -> None:
     if target <= controller:
         target = controller
     try:

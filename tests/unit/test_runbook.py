@@ -18,7 +18,7 @@ V = parse
 STREAM = [V(v) for v in "2.9.50 2.9.52 2.9.53 3.1.8 3.5.6 3.5.7 3.6.10 3.6.11 3.6.12".split()]
 URL = "http://10.1.2.3:8080/tools"
 SYNC = "juju run upgrader/0 sync-binaries"
-DIR = "/var/tmp/juju-3.6.12"
+DIR = default_offline_dir(Version(3, 6, 12))
 
 
 def site(*staged: str, stream: str = "released", sync: str = SYNC) -> Site:
@@ -285,7 +285,9 @@ def test_kubernetes_new_controller_images_and_bootstrap() -> None:
         "skopeo copy --all docker://docker.io/jujusolutions/charm-base:ubuntu-24.04-candidate "
         f"docker://{repo}/charm-base:ubuntu-24.04-candidate",
     ]
-    assert not any("juju-db --channel" in line or "--controller-charm-path" in line for line in lines)
+    assert not any(
+        "juju-db --channel" in line or "--controller-charm-path" in line for line in lines
+    )
     assert not any("agent-metadata-url" in line for line in lines)
     assert (
         f"juju bootstrap microk8s k8s-3-6 --no-switch --agent-version 3.6.12 "
@@ -305,7 +307,7 @@ def test_helpers() -> None:
     assert charm_base_tag("ubuntu@22.04") == "ubuntu-22.04"
     assert charm_base_tag("ubuntu@22.04/stable") == "ubuntu-22.04"
     assert charm_base_tag("ubuntu@24.04/edge") == "ubuntu-24.04-edge"
-    assert default_offline_dir(Version(3, 6, 12)) == DIR
+    assert default_offline_dir(Version(3, 6, 12)) == "/var/tmp/juju-3.6.12"  # noqa: S108
     assert new_controller_name(Version(3, 6, 12), ControllerInfo()) == "controller-3-6"
     assert new_controller_name(Version(3, 6, 12), ControllerInfo(name="prod")) == "prod-3-6"
     assert new_controller_name(Version(3, 6, 12), ControllerInfo(new_name="x")) == "x"

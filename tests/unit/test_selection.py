@@ -312,7 +312,9 @@ def test_juju3_explicit_target_other_major_gets_the_same_blocker() -> None:
 
 
 def test_juju29_explicit_target_other_major() -> None:
-    with pytest.raises(SelectionError, match='^upgrade to "3.1.0" is not supported from "2.9.40"$'):
+    with pytest.raises(
+        SelectionError, match='^upgrade to "3.1.0" is not supported from "2.9.40"$'
+    ):
         select(avail("3.1.0"), V("2.9.40"), target=V("3.1.0"), policy=Policy.JUJU_2_9)
 
 
