@@ -15,10 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from support.gpg import needs_gpg
-from support.servers import serve_directory
-from support.streams import Agent, write_stream
 from test_cli import (
     DEFAULT_MACHINES,
     ROOT,
@@ -29,6 +25,10 @@ from test_cli import (
     run,
     staged_binaries,
 )
+
+from support.gpg import needs_gpg
+from support.servers import serve_directory
+from support.streams import Agent, write_stream
 from upgrader.juju_client import MAX_MODELS
 from upgrader.runbook import default_offline_dir
 from upgrader.versions import Version
@@ -124,7 +124,9 @@ def test_2_9_40_to_3_6_12(routes_url: str, bin_dir: Path) -> None:
     )
     assert 'answers: upgrade to "3.6.12" is not supported from "2.9.40"' in out["reason"]
     steps = out["next-steps"].splitlines()
-    assert steps[0].endswith("--agent-version 2.9.40 --client-version 3.6.12 --no-verify-signatures")
+    assert steps[0].endswith(
+        "--agent-version 2.9.40 --client-version 3.6.12 --no-verify-signatures"
+    )
     assert steps.index("juju upgrade-controller --agent-version 2.9.53") < steps.index(
         "juju migrate <model> controller-3-6"
     )
@@ -359,10 +361,16 @@ def test_juju_controller_variable(routes_url: str, bin_dir: Path, tmp_path: Path
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["-c", "a", "-m", "b:m", "plan"], {}, "-c/--controller a and -m/--model b:m name "
-         "different controllers"),  # fmt: skip
-        (["-m", "bad model", "plan"], {}, "invalid -m/--model 'bad model': use "
-         "[CONTROLLER:]MODEL"),  # fmt: skip
+        (
+            ["-c", "a", "-m", "b:m", "plan"],
+            {},
+            "-c/--controller a and -m/--model b:m name different controllers",
+        ),  # fmt: skip
+        (
+            ["-m", "bad model", "plan"],
+            {},
+            "invalid -m/--model 'bad model': use [CONTROLLER:]MODEL",
+        ),  # fmt: skip
         (["plan"], {"JUJU_MODEL": "x:y:z"}, "invalid JUJU_MODEL 'x:y:z'"),
         (["-c", "$(rm)", "plan"], {}, "invalid -c/--controller '$(rm)'"),
         (["plan"], {"JUJU_CONTROLLER": "a b"}, "invalid JUJU_CONTROLLER 'a b'"),
@@ -412,7 +420,9 @@ def test_bad_route_options(bin_dir: Path, args: list[str], message: str) -> None
     assert done.stderr.startswith(f"juju-upgrader: error: argument {args[0]}: {message}")
 
 
-def test_offline_and_local_dirs_are_absolute(routes_url: str, bin_dir: Path, tmp_path: Path) -> None:
+def test_offline_and_local_dirs_are_absolute(
+    routes_url: str, bin_dir: Path, tmp_path: Path
+) -> None:
     out = plan(routes_url, bin_dir, "--agent-version", "3.5.7", "--offline-dir", "rel/off",
                "--signing-keys", str(ROOT / "tests/data/sample-stream-key.asc"))  # fmt: skip
     steps = out["next-steps"].splitlines()

@@ -241,7 +241,7 @@ def test_controller_details_refuse_names_juju_would_not_print(text: str, message
 # --- models ----------------------------------------------------------------------------------
 
 
-def model(name: str, version: str = "3.6.10", **fields: object) -> dict[str, object]:
+def model(name: str, version: str | None = "3.6.10", **fields: object) -> dict[str, object]:
     return {
         "name": name,
         "short-name": name.split("/")[-1],
@@ -259,7 +259,7 @@ def test_parse_models() -> None:
     text = json.dumps(
         {
             "models": [
-                model("admin/controller", **{"is-controller": True}),
+                model("admin/controller", "3.6.10", **{"is-controller": True}),
                 model("admin/prod"),
                 model("alice@external/dev", "3.6.9", cloud="maas"),
                 model("admin/gone", life="dying"),
