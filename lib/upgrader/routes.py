@@ -104,15 +104,6 @@ class RoutePlan:
         """The version ``upgrade-controller`` is run to, if it is run."""
         return self.hops[0] if self.in_place else None
 
-    @property
-    def source_version(self) -> Version:
-        """The version the old controller, and its models, run when they are migrated."""
-        return self.in_place_version or self.controller
-
-    def lagging(self, version: Version) -> tuple[HostedModel, ...]:
-        """The known hosted models not yet at ``version``."""
-        return tuple(m for m in self.models or () if m.version != version)
-
 
 def in_place_allowed(controller: Version, target: Version) -> bool:
     """Whether ``juju upgrade-controller`` takes the controller from ``controller`` to ``target``.
@@ -211,7 +202,7 @@ def plan_route(
     # exactly that), so the prechecks see each model at ``source``.
     refusal = migration_refusal(source, target)
     if refusal is not None:
-        raise SelectionError(f"{refusal}: {_missing(controller, source, target, versions)}")
+        raise SelectionError(f"{refusal}: {_missing(controller, source, target)}")
     hops = (newest, target) if newest is not None else (target,)
     stage = hops
     if newest is None and unfit_to_migrate(known, controller, target) != []:
@@ -284,9 +275,7 @@ def _migration_notes(controller: Version, source: Version, target: Version) -> l
     ]
 
 
-def _missing(
-    controller: Version, source: Version, target: Version, versions: list[Version]
-) -> str:
+def _missing(controller: Version, source: Version, target: Version) -> str:
     """Say what the stream lacks for a route to exist."""
     minimum = min_migrate_version(target)
     if minimum is None or source.major != target.major - 1:

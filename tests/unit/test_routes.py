@@ -124,6 +124,15 @@ def test_no_newer_2_9_at_all() -> None:
         plan_route(V("2.9.40"), V("3.6.12"), [V("3.6.12")])
 
 
+def test_two_majors_apart_has_no_route() -> None:
+    with pytest.raises(SelectionError) as exc:
+        plan_route(V("2.9.53"), V("4.0.0"), [V("4.0.0")])
+    assert str(exc.value) == (
+        'migrate to "4.0.0" is not supported from "2.9.53": no route from 2.9.53 to 4.0.0: '
+        "Juju cannot migrate models across them"
+    )
+
+
 def test_a_controller_already_past_the_minimum_needs_no_hop() -> None:
     route = plan_route(V("2.9.43"), V("3.6.12"), [V("3.6.12")])
     assert route.route is Route.NEW_CONTROLLER
