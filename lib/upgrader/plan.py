@@ -1,15 +1,24 @@
-"""The upgrade plan: a selection over a stream, and the commands an operator runs next.
+"""The upgrade plan: a selection over a stream, the route Juju allows to it, and the runbook.
 
 Shared by the charm's ``plan-upgrade`` action and the ``juju-upgrader plan`` command, so both
-print the same keys (scripts read them).
+print the same keys (scripts read them). The charm calls, with what a unit knows::
+
+    selection = make_plan(contents, request)  # SelectionError: Juju's refusal
+    route = route_of(selection)               # no model list on a unit
+    staged = staged_versions(entries, os_name, architectures)
+    site = Site(url, stream, staged, "juju run upgrader/0 sync-binaries")
+    results = plan_results(selection, contents, site, route=route)
+    # sync-binaries without a version stages route.stage, for every configured architecture
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from .selection import Outcome, Policy, Selection, select
+from .routes import HostedModel, RoutePlan, plan_route
+from .runbook import ControllerInfo, Site, runbook
+from .selection import Policy, Selection, select
 from .streams import AgentEntry, StreamContents
 from .versions import Version
 
@@ -36,8 +45,13 @@ class PlanRequest:
 
 
 def make_plan(contents: StreamContents, request: PlanRequest) -> Selection:
-    """Select the target among the stream's versions for the request's OS and architectures."""
-    return select(
+    """Select the target among the stream's versions for the request's OS and architectures.
+
+    Raises:
+        SelectionError: the policy refuses, or no route reaches the target (both in Juju's
+            words), so that one call tells whether a plan exists.
+    """
+    selection = select(
         contents.available(request.os_name, request.architectures),
         request.agent,
         client=request.client,
@@ -45,11 +59,38 @@ def make_plan(contents: StreamContents, request: PlanRequest) -> Selection:
         policy=request.policy,
         architectures=request.architectures,
     )
+    route_of(selection)
+    return selection
+
+
+def route_of(
+    selection: Selection,
+    *,
+    models: Sequence[HostedModel] | None = None,
+    kubernetes: bool = False,
+) -> RoutePlan:
+    """The route from the selection's agent version to its target.
+
+    Args:
+        selection: the policy's choice (its ``available`` versions are the route's hops).
+        models: the hosted models with their versions, when known.
+        kubernetes: the controller runs on Kubernetes.
+
+    Raises:
+        SelectionError: no route exists (Juju's message, then what is missing).
+    """
+    return plan_route(
+        selection.agent,
+        selection.target,
+        selection.available,
+        models=models,
+        kubernetes=kubernetes,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class MirrorState:
-    """The charm's staged mirror, as far as a plan needs it.
+    """The charm's staged mirror, as far as a plan needs it (see :class:`Site` for more).
 
     Attributes:
         agent_metadata_url: the URL the controller reads the mirror from.
@@ -70,53 +111,86 @@ def is_staged(
     return set(architectures) <= have
 
 
-def next_steps(selection: Selection, mirror: MirrorState | None = None) -> list[str]:
-    """The commands the operator runs next, in order.
+def staged_versions(
+    entries: Iterable[AgentEntry], os_name: str, architectures: Iterable[str]
+) -> frozenset[Version]:
+    """The versions a mirror lists for ``os_name`` on every one of ``architectures``."""
+    wanted = set(architectures)
+    have: dict[Version, set[str]] = {}
+    for entry in entries:
+        if entry.os == os_name and entry.arch in wanted:
+            have.setdefault(entry.version, set()).add(entry.arch)
+    return frozenset(v for v, arches in have.items() if arches == wanted)
 
-    With the charm's ``mirror``, the complete sequence: stage the target (when it is not staged
-    yet), point the controller model's ``agent-metadata-url`` at the mirror, upgrade.
+
+def _site(selection: Selection, mirror: MirrorState | Site | None, stream: str) -> Site | None:
+    if mirror is None or isinstance(mirror, Site):
+        return mirror
+    staged = frozenset({selection.target}) if mirror.staged else frozenset()
+    return Site(mirror.agent_metadata_url, stream, staged, mirror.sync_command)
+
+
+def next_steps(
+    selection: Selection,
+    mirror: MirrorState | Site | None = None,
+    *,
+    route: RoutePlan | None = None,
+    info: ControllerInfo | None = None,
+    stream: str = "released",
+) -> list[str]:
+    """The whole runbook, in order, one command per line (see :mod:`upgrader.runbook`).
+
+    Args:
+        selection: the policy's choice.
+        mirror: where the controller reads agent binaries from (the charm's mirror); without
+            it there are no staging or ``agent-metadata-url`` steps for an in-place route.
+        route: the route, when already made (with the models); else made from the selection.
+        info: what is known of the controller.
+        stream: the agent stream, when ``mirror`` is a :class:`MirrorState`.
     """
-    if selection.outcome is Outcome.UP_TO_DATE:
-        steps = ["nothing to do: the controller runs the newest version this policy allows"]
-    else:
-        steps = []
-        if mirror is not None:
-            if not mirror.staged:
-                steps.append(mirror.sync_command)
-            steps.append(
-                f"juju model-config -m controller agent-metadata-url={mirror.agent_metadata_url}"
-            )
-        steps.append(f"juju upgrade-controller --agent-version {selection.target}")
-    if selection.policy is Policy.JUJU_3 and any("migrating" in w for w in selection.warnings):
-        steps.append(
-            "for a newer major.minor: bootstrap a new controller at that version and "
-            "juju migrate each model to it"
-        )
-    return steps
+    route = route if route is not None else route_of(selection)
+    return runbook(route, _site(selection, mirror, stream), info)
 
 
 def plan_results(
-    selection: Selection, contents: StreamContents, mirror: MirrorState | None = None
+    selection: Selection,
+    contents: StreamContents,
+    mirror: MirrorState | Site | None = None,
+    *,
+    route: RoutePlan | None = None,
+    info: ControllerInfo | None = None,
 ) -> dict[str, str]:
     """The ``plan-upgrade`` action results; keys exactly as documented in the README.
 
-    With the charm's ``mirror``, ``next-steps`` is the complete sequence and ``staged`` says
-    whether the target is already in the mirror.
+    ``route``, ``hops``, ``stage`` and ``in-place-target`` say how Juju lets the controller
+    reach the target; ``next-steps`` is the whole runbook. With a ``mirror``, ``staged`` says
+    whether every version the route needs is staged.
     """
-    reason = "; ".join((selection.reason, *selection.warnings))
+    route = route if route is not None else route_of(selection)
+    site = _site(selection, mirror, contents.stream)
+    notes = [selection.reason, *selection.warnings]
+    if route.reason:
+        notes.append(
+            f"`juju upgrade-controller --agent-version {route.target}` answers: {route.reason}"
+        )
+    notes += route.notes
     results = {
         "outcome": selection.outcome.value,
         "agent-version": str(selection.agent),
         "target-version": str(selection.target),
         "policy": selection.policy.value,
-        "reason": reason,
+        "reason": "; ".join(notes),
         "available": ", ".join(str(v) for v in selection.candidates),
-        "next-steps": "\n".join(next_steps(selection, mirror)),
+        "route": route.route.value,
+        "hops": ", ".join(str(v) for v in route.hops),
+        "stage": ", ".join(str(v) for v in route.stage),
+        "in-place-target": str(route.in_place_target or ""),
+        "next-steps": "\n".join(runbook(route, site, info)),
         "source": contents.base_url,
         "verified": "true" if contents.verified else "false",
     }
     if selection.client is not None:
         results["client-version"] = str(selection.client)
-    if mirror is not None:
-        results["staged"] = "true" if mirror.staged else "false"
+    if site is not None:
+        results["staged"] = "true" if set(route.stage) <= site.staged else "false"
     return results

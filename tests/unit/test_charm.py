@@ -59,17 +59,26 @@ def run_plan(ctx, config: dict, params: dict | None = None) -> tuple[dict, testi
 
 def test_plan_upgrade_defaults_to_unit_agent_version(ctx, stream_url: str) -> None:
     results, state = run_plan(ctx, {"stream-url": stream_url})
+    steps = results.pop("next-steps").splitlines()
+    reason = results.pop("reason")
     assert results == {
         "outcome": "upgrade",
         "agent-version": "3.6.8",
         "target-version": "3.7.0",
         "policy": "documented",
-        "reason": "newest version of the next minor 3.7",
         "available": "3.7.0, 3.6.12, 3.6.9",
-        "next-steps": "juju upgrade-controller --agent-version 3.7.0",
+        "route": "in-place-then-new-controller",
+        "hops": "3.6.12, 3.7.0",
+        "stage": "3.6.12, 3.7.0",
+        "in-place-target": "3.6.12",
         "source": stream_url,
         "verified": "true",
     }
+    assert reason.startswith("newest version of the next minor 3.7; `juju upgrade-controller")
+    assert steps[:2] == [
+        "juju upgrade-controller --agent-version 3.6.12 --dry-run",
+        "juju upgrade-controller --agent-version 3.6.12",
+    ]
     assert state.unit_status == ops.ActiveStatus("agent 3.6.8; upgrade target 3.7.0")
 
 
@@ -83,7 +92,8 @@ def test_plan_upgrade_with_client_and_policy(ctx, stream_url: str) -> None:
     assert results["client-version"] == "3.6.12"
     assert results["policy"] == "juju-3"
     assert "3.7.0 is available" in results["reason"]
-    assert "juju migrate" in results["next-steps"]
+    assert results["route"] == "in-place"
+    assert "juju upgrade-controller --agent-version 3.6.12" in results["next-steps"].splitlines()
 
 
 def test_policy_param_overrides_config(ctx, stream_url: str) -> None:
@@ -116,14 +126,18 @@ def test_plan_upgrade_explicit_target(ctx, stream_url: str) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"target-version": "3.6.10"}, "no matching agent versions available"),
-        ({"target-version": "3.5.0"}, "cannot change version from 3.6.8 to lower version 3.5.0"),
+        # The default policy (documented) speaks as Juju 1.25's upgrade-juju did.
+        ({"target-version": "3.6.10"}, "no matching tools available"),
+        (
+            {"agent-version": "3.6.9", "target-version": "3.6.8"},
+            "cannot change version from 3.6.9 to 3.6.8",
+        ),
         ({"agent-version": "v3.6"}, "agent-version: invalid version 'v3.6'"),
         ({"client-version": "3.6.x"}, "client-version: invalid version '3.6.x'"),
         ({"target-version": "3.6.12 "}, "target-version: invalid version '3.6.12 '"),
         (
             {"agent-version": "2.9.52", "client-version": "3.6.13"},
-            "no matching agent versions available",
+            "no compatible tools available",
         ),
     ],
 )

@@ -597,9 +597,10 @@ def test_plan_upgrade_gives_the_complete_sequence(ctx, base, store, root) -> Non
     ctx.run(ctx.on.action("plan-upgrade"), state)
     results = ctx.action_results or {}
     assert results["staged"] == "false"
-    assert results["next-steps"].splitlines() == [
+    assert results["next-steps"].splitlines()[:4] == [
         "juju run upgrader/0 sync-binaries",
         f"juju model-config -m controller agent-metadata-url={DEFAULT_URL}",
+        "juju upgrade-controller --agent-version 3.6.13 --dry-run",
         "juju upgrade-controller --agent-version 3.6.13",
     ]
 
@@ -628,7 +629,10 @@ def test_plan_upgrade_without_storage_keeps_the_short_form(ctx, upstream, empty_
     ctx.run(ctx.on.action("plan-upgrade"), state)
     results = ctx.action_results or {}
     assert "staged" not in results
-    assert results["next-steps"] == "juju upgrade-controller --agent-version 3.6.13"
+    assert results["next-steps"].splitlines()[:2] == [
+        "juju upgrade-controller --agent-version 3.6.13 --dry-run",
+        "juju upgrade-controller --agent-version 3.6.13",
+    ]
 
 
 def test_services_are_fakes_here() -> None:

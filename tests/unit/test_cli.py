@@ -47,6 +47,11 @@ RESULT_KEYS = {
     "next-steps",
     "source",
     "verified",
+    "route",
+    "hops",
+    "stage",
+    "in-place-target",
+    "staged",
 }
 
 AGENTS = [
@@ -102,15 +107,56 @@ def run(
     )
 
 
+def recorded_model(name: str, version: str, **fields: object) -> dict[str, object]:
+    """One entry of `juju models --format json`, in the shape Juju 3.6 prints."""
+    owner, _, short = name.partition("/")
+    return {
+        "name": name,
+        "short-name": short,
+        "model-uuid": "5e1e0000-0000-4000-8000-000000000000",
+        "model-type": "iaas",
+        "controller-uuid": "0e4c5a5e-0000-4000-8000-000000000000",
+        "controller-name": "prod",
+        "is-controller": False,
+        "owner": owner,
+        "cloud": "lxd",
+        "region": "localhost",
+        "type": "lxd",
+        "life": "alive",
+        "status": {"current": "available", "since": "2025-11-05T10:00:00Z"},
+        "access": "admin",
+        "last-connection": "just now",
+        "agent-version": version,
+        **fields,
+    }
+
+
+DEFAULT_MODELS = {
+    "models": [
+        recorded_model("admin/controller", "3.5.6", **{"is-controller": True}),
+        recorded_model("admin/default", "3.5.6"),
+    ],
+    "current-model": "default",
+}
+DEFAULT_MACHINES = {
+    "model": "default",
+    "machines": {"0": {"hardware": "arch=amd64 cores=2 mem=4096M", "containers": {}}},
+}
+
+
 def fake_juju(
     bin_dir: Path,
     *,
     version: str = "3.6.12-genericlinux-amd64",
     show_controller: str | None = None,
     show_controller_status: int = 0,
+    models: str | None = None,
+    models_status: int = 0,
+    machines: str | None = None,
+    status: str | None = None,
     log: Path | None = None,
 ) -> Path:
-    """Write a fake ``juju`` executable answering ``version`` and ``show-controller``."""
+    """Write a fake ``juju`` answering what the plan asks, with recorded-shape JSON."""
     if show_controller is None:
         show_controller = json.dumps(
             {
@@ -119,6 +165,7 @@ def fake_juju(
                         "uuid": "0e4c5a5e-0000-4000-8000-000000000000",
                         "api-endpoints": ["10.0.0.2:17070"],
                         "cloud": "lxd",
+                        "region": "localhost",
                         "agent-version": "3.5.6",
                         "agent-git-commit": "0123456789abcdef0123456789abcdef01234567",
                         "controller-model-version": "3.5.6",
@@ -129,22 +176,34 @@ def fake_juju(
                 }
             }
         )
-    shown = bin_dir / "show-controller.out"
-    shown.write_text(show_controller + "\n")
+    outputs = {
+        "show-controller": show_controller,
+        "models": models if models is not None else json.dumps(DEFAULT_MODELS),
+        "machines": machines if machines is not None else json.dumps(DEFAULT_MACHINES),
+        "status": status if status is not None else json.dumps({"applications": {}}),
+    }
+    for name, text in outputs.items():
+        (bin_dir / f"{name}.out").write_text(text + "\n")
     log_line = f'echo "$*" >> {log}\n' if log else ""
+    failing = {"show-controller": show_controller_status, "models": models_status}
+    cases = "".join(
+        f"  {name})\n"
+        f"    if [ {failing.get(name, 0)} -ne 0 ]; then\n"
+        '      echo "ERROR there is no active controller" >&2\n'
+        f"      exit {failing.get(name, 0)}\n"
+        "    fi\n"
+        # PATH holds only bin_dir: read with the shell's own builtins, not cat.
+        f"    while IFS= read -r l; do printf '%s\\n' \"$l\"; done < {bin_dir / (name + '.out')}"
+        " ;;\n"
+        for name in outputs
+    )
     script = bin_dir / "juju"
     script.write_text(
         "#!/bin/sh\n"
         f"{log_line}"
         'case "$1" in\n'
         f"  version) echo {version} ;;\n"
-        "  show-controller)\n"
-        f"    if [ {show_controller_status} -ne 0 ]; then\n"
-        '      echo "ERROR there is no active controller" >&2\n'
-        f"      exit {show_controller_status}\n"
-        "    fi\n"
-        f"    while IFS= read -r line; do printf '%s\\n' \"$line\"; done < {shown}\n"
-        "    ;;\n"
+        f"{cases}"
         '  *) echo "ERROR unexpected juju $*" >&2; exit 2 ;;\n'
         "esac\n"
     )
@@ -216,10 +275,13 @@ def test_plan_in_every_policy(
     assert reason_part in results["reason"]
     assert results["source"] == stream_url
     assert results["verified"] == "false"
-    if outcome == "upgrade":
-        assert results["next-steps"].splitlines()[0] == (
-            f"juju upgrade-controller --agent-version {target}"
-        )
+    steps = results["next-steps"].splitlines()
+    if results["route"] in ("in-place", "in-place-then-new-controller"):
+        hop = results["hops"].split(", ")[0]
+        assert f"juju upgrade-controller --agent-version {hop}" in steps
+    if results["route"].endswith("new-controller"):
+        bootstrap = next(s for s in steps if s.startswith("juju bootstrap "))
+        assert f" --agent-version {target} " in bootstrap
 
 
 def test_plan_json_matches_the_action_results(stream_url: str, bin_dir: Path) -> None:
@@ -238,7 +300,15 @@ def test_plan_json_matches_the_action_results(stream_url: str, bin_dir: Path) ->
         trust = TrustPolicy(verify_signatures=False)
         contents = read_stream(stream_url, "released", fetcher, trust=trust)
     request = PlanRequest(parse("3.5.6"), parse("3.6.12"), policy=Policy.JUJU_3)
-    assert results == plan_results(make_plan(contents, request), contents)
+    action = plan_results(make_plan(contents, request), contents)
+    where = ("next-steps", "staged")  # where the binaries are staged differs: a unit's mirror
+    assert {k: v for k, v in results.items() if k not in where} == {
+        k: v for k, v in action.items() if k not in where
+    }
+    steps = results["next-steps"].splitlines()
+    assert [step for step in steps if step in action["next-steps"].splitlines()] == (
+        action["next-steps"].splitlines()
+    )
     assert results["client-version"] == "3.6.12"
 
 
@@ -252,11 +322,18 @@ def test_plan_yaml_output(stream_url: str, bin_dir: Path) -> None:
     assert set(results) == RESULT_KEYS
     assert results["target-version"] == "3.5.7"
     assert results["verified"] == "false"  # a string, as in the action, not a YAML boolean
-    assert results["next-steps"].splitlines() == [
+    steps = results["next-steps"].splitlines()
+    assert steps[0].startswith("juju-upgrader sync --local-dir /var/tmp/juju-3.5.7/agents ")
+    assert steps[-7:] == [
+        "juju model-config -m controller agent-metadata-url=<agent-metadata-url>",
+        "juju upgrade-controller --agent-version 3.5.7 --dry-run",
         "juju upgrade-controller --agent-version 3.5.7",
-        "for a newer major.minor: bootstrap a new controller at that version and juju migrate "
-        "each model to it",
+        "# wait until `juju status -m controller` shows every controller agent at 3.5.7",
+        "# then for each model `juju models` lists, other than controller, as <model>:",
+        "juju upgrade-model -m <model> --agent-version 3.5.7 --dry-run",
+        "juju upgrade-model -m <model> --agent-version 3.5.7",
     ]
+    assert (results["route"], results["hops"], results["stage"]) == ("in-place", "3.5.7", "3.5.7")
     assert "next-steps: |" in done.stdout  # literal block: one command per line
 
 
@@ -264,7 +341,13 @@ def test_plan_text_output_is_for_a_person(stream_url: str, bin_dir: Path) -> Non
     done = run("plan", U, "--stream-url", stream_url, "--agent-version", "3.5.6", path=bin_dir)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "Upgrade the controller from 3.5.6 to 3.6.12."
+    assert lines[:5] == [
+        "Upgrade from 3.5.6 to 3.6.12: in place to 3.5.7, then through a new controller.",
+        "",
+        "  route:          in-place-then-new-controller",
+        "  hops:           3.5.7, 3.6.12",
+        "  in place up to: 3.5.7",
+    ]
     assert "  agent version:  3.5.6 (from --agent-version)" in lines
     assert "  client version: not given (rules for the agent's own major)" in lines
     assert "  reason:         newest version of the next minor 3.6" in lines
@@ -274,7 +357,24 @@ def test_plan_text_output_is_for_a_person(stream_url: str, bin_dir: Path) -> Non
         "  signature:      not verified: the source has no signed metadata "
         "(--no-verify-signatures)"
     ) in lines
-    assert lines[-2:] == ["Next steps:", "  juju upgrade-controller --agent-version 3.6.12"]
+    assert (
+        "  models:         not listed (--agent-version given): the runbook says how to repeat "
+        "per model"
+    ) in lines
+    at = lines.index("`juju upgrade-controller --agent-version 3.6.12` answers:")
+    assert lines[at + 1 : at + 4] == [
+        '  cannot upgrade to "3.6.12" due to issues with these models:',
+        '  "admin/controller":',
+        "  - upgrading a controller to a newer major.minor version 3.6 not supported",
+    ]
+    runbook = lines[lines.index("Runbook:") + 1 :]
+    assert runbook[0] == (
+        "   1. juju-upgrader sync --local-dir /var/tmp/juju-3.6.12/agents --stream-url "
+        f"{stream_url} --arch amd64 --agent-version 3.5.6 --no-verify-signatures"
+    )
+    numbers = [int(line.split(".")[0]) for line in runbook if not line.lstrip().startswith("#")]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert "   5. juju upgrade-controller --agent-version 3.5.7 --dry-run" in runbook
     assert done.stderr == ""
 
 
@@ -313,7 +413,9 @@ def test_newcomer_command_on_the_sample_stream(bin_dir: Path) -> None:
         env={"PATH": str(bin_dir), "PYTHONPATH": str(ROOT / "lib")},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Upgrade the controller from 3.5.6 to 3.6.12.\n")
+    assert done.stdout.startswith(
+        "Upgrade from 3.5.6 to 3.6.12: in place to 3.5.7, then through a new controller.\n"
+    )
     assert f"source:         {SAMPLE.as_uri()} (released stream)\n" in done.stdout
     assert "  signature:      verified (--signing-keys)\n" in done.stdout
     assert done.stderr == ""
@@ -353,7 +455,20 @@ def test_versions_come_from_juju_when_not_given(
     assert done.returncode == 0, done.stderr
     assert "  agent version:  3.5.6 (from `juju show-controller prod`)" in done.stdout
     assert "  client version: 3.6.12 (from `juju version`)" in done.stdout
-    assert log.read_text().splitlines() == ["version", "show-controller --format json"]
+    assert "  models:         1: admin/default 3.5.6\n" in done.stdout
+    assert log.read_text().splitlines() == [
+        "version",
+        "show-controller --format json",
+        "models -c prod --format json",
+        "machines -m prod:admin/controller --format json",
+        "machines -m prod:admin/default --format json",
+    ]
+    # Real names in the runbook, and the controller's cloud for the new one.
+    assert "juju upgrade-controller -c prod --agent-version 3.5.7 --dry-run" in done.stdout
+    assert "juju upgrade-model -m prod:admin/default --agent-version 3.5.7" in done.stdout
+    assert "juju bootstrap lxd/localhost prod-3-6 --no-switch " in done.stdout
+    assert "juju migrate admin/default prod-3-6" in done.stdout
+    assert "<model>" not in done.stdout
 
 
 def test_juju_versions_noted_on_stderr_for_json(stream_url: str, bin_dir: Path) -> None:
@@ -520,8 +635,9 @@ def test_bad_command(bin_dir: Path, args: list[str], message: str) -> None:
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("3.4.5", "cannot change version from 3.5.6 to lower version 3.4.5"),
-        ("3.6.9", "no matching agent versions available"),
+        # the default policy, documented, speaks as Juju 1.25's upgrade-juju did
+        ("3.4.5", "cannot change version from 3.5.6 to 3.4.5"),
+        ("3.6.9", "no matching tools available"),
     ],
 )
 def test_selection_failure_is_one_line(
@@ -902,8 +1018,12 @@ def test_sync_without_version_stages_the_plan_target(
         "juju-upgrader: the plan selects 3.5.7 (upgrade from 3.4.5; newest version of the next "
         "minor 3.5)\n"
     ) in done.stderr
+    assert "juju-upgrader: route new-controller: staging 3.5.7 for amd64\n" in done.stderr
     assert done.stdout.startswith("Staged 1 agent binary of 3.5.7 into ")
-    assert "  juju upgrade-controller --agent-version 3.5.7\n" in done.stdout
+    assert f"juju sync-agent-binary --source {local} --agent-version 3.5.7\n" in done.stdout
+    assert f"  juju-upgrader plan --agent-metadata-url <URL> --local-dir {local}\n" in (
+        done.stdout
+    )
     assert f"juju-upgrader bundle {local} -o agents.tar.gz" in done.stdout
 
 

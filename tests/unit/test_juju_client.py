@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
 
 from upgrader.errors import UpgraderError
 from upgrader.juju_client import (
+    MAX_MACHINES,
+    MAX_MODELS,
+    ControllerDetails,
     JujuCommandError,
+    Machines,
+    ModelListing,
+    charm_bases,
     client_version,
     controller_agent_version,
     find_juju,
+    list_models,
+    machine_architectures,
+    parse_charm_bases,
+    parse_controller_details,
+    parse_machines,
+    parse_models,
     parse_show_controller,
     parse_version_output,
     run_juju,
 )
+from upgrader.routes import HostedModel
 from upgrader.versions import Version, parse
 
 
@@ -152,3 +167,235 @@ def test_juju_never_reads_our_stdin(tmp_path: Path) -> None:
     juju = script(tmp_path, 'read -r password || { echo "ERROR no password" >&2; exit 1; }')
     with pytest.raises(JujuCommandError, match="ERROR no password"):
         run_juju(str(juju), ["show-controller"], timeout=10)
+
+
+# --- output bounds ---------------------------------------------------------------------------
+
+
+def test_run_juju_stops_a_command_that_prints_too_much(tmp_path: Path) -> None:
+    juju = script(tmp_path, "exec yes 0123456789abcdef")
+    started = time.monotonic()
+    with pytest.raises(JujuCommandError) as raised:
+        run_juju(str(juju), ["models", "--format", "json"], max_output=1024 * 1024)
+    assert str(raised.value) == (
+        "`juju models --format json` printed more than 1 MiB; that is not the output of a juju "
+        "command"
+    )
+    assert time.monotonic() - started < 10
+
+
+def test_run_juju_timeout_ends_what_juju_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    juju = script(tmp_path, f"sleep 30 & echo $! > {pid_file}; wait")
+    with pytest.raises(JujuCommandError, match=r"did not finish within 0.5 s"):
+        run_juju(str(juju), ["models"], timeout=0.5)
+    child = int(pid_file.read_text())
+    for _ in range(50):
+        if not Path(f"/proc/{child}").exists():
+            break
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists()
+
+
+def test_run_juju_escapes_control_characters_in_its_message(tmp_path: Path) -> None:
+    juju = script(tmp_path, r"printf 'ERROR \033[31mred\033[0m\n' >&2; exit 1")
+    with pytest.raises(JujuCommandError) as raised:
+        run_juju(str(juju), ["models"])
+    assert "\x1b" not in str(raised.value)
+    assert str(raised.value).endswith("ERROR \\x1b[31mred\\x1b[0m")
+
+
+# --- show-controller details -----------------------------------------------------------------
+
+
+def test_controller_details_with_cloud_and_region() -> None:
+    text = json.dumps({"prod": details(**{"agent-version": "3.6.8", "region": "default"})})
+    assert parse_controller_details(text) == ControllerDetails(
+        "prod", Version(3, 6, 8), "lxd/default"
+    )
+    text = json.dumps({"prod": {"details": {"agent-version": "3.6.8"}}})
+    assert parse_controller_details(text).cloud == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (json.dumps({"prod; rm -rf /": details(**{"agent-version": "3.6.8"})}), "controller name"),
+        (
+            json.dumps({"prod": details(**{"agent-version": "3.6.8", "cloud": "a b"})}),
+            "cloud name",
+        ),
+        (
+            json.dumps({"prod": details(**{"agent-version": "3.6.8", "region": "$(x)"})}),
+            "region name",
+        ),
+    ],
+)
+def test_controller_details_refuse_names_juju_would_not_print(text: str, message: str) -> None:
+    with pytest.raises(
+        JujuCommandError, match=f"`juju show-controller` printed an unexpected {message}"
+    ):
+        parse_controller_details(text)
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def model(name: str, version: str | None = "3.6.10", **fields: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "short-name": name.split("/")[-1],
+        "model-type": "iaas",
+        "type": "lxd",
+        "cloud": "lxd",
+        "life": "alive",
+        "is-controller": False,
+        "agent-version": version,
+        **fields,
+    }
+
+
+def test_parse_models() -> None:
+    text = json.dumps(
+        {
+            "models": [
+                model("admin/controller", "3.6.10", **{"is-controller": True}),
+                model("admin/prod"),
+                model("alice@external/dev", "3.6.9", cloud="maas"),
+                model("admin/gone", life="dying"),
+            ],
+            "current-model": "prod",
+        }
+    )
+    listing = parse_models(text, "juju models -c prod --format json")
+    assert listing == ModelListing(
+        (
+            HostedModel("admin/prod", Version(3, 6, 10), "iaas", "lxd"),
+            HostedModel("alice@external/dev", Version(3, 6, 9), "iaas", "maas"),
+        ),
+        kubernetes=False,
+        notes=("model admin/gone is dying: left out of the plan",),
+    )
+
+
+def test_parse_models_of_a_kubernetes_controller() -> None:
+    text = json.dumps(
+        {"models": [model("admin/controller", **{"is-controller": True, "model-type": "caas"})]}
+    )
+    assert parse_models(text) == ModelListing((), kubernetes=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not json", "`juju models` did not print JSON"),
+        ("[" * 100_000 + "]" * 100_000, "`juju models` did not print JSON"),
+        ("[]", "`juju models` printed no model list"),
+        ('{"models": {}}', "`juju models` printed no model list"),
+        ('{"models": ["x"]}', "printed a model that is not an object"),
+        (json.dumps({"models": [model("admin/prod; rm -rf ~")]}), "unexpected model name"),
+        (json.dumps({"models": [model("prod")]}), "unexpected model name 'prod'"),
+        (json.dumps({"models": [model("admin/Prod")]}), "unexpected model name"),
+        (json.dumps({"models": [model("admin/p", **{"model-type": "x"})]}), "model-type 'x'"),
+        (json.dumps({"models": [model("admin/p", "three")]}), "no readable agent-version"),
+        (json.dumps({"models": [model("admin/p", None)]}), "no readable agent-version"),
+        (json.dumps({"models": [model("admin/p", cloud="a\nb")]}), "unexpected cloud name"),
+    ],
+)
+def test_parse_models_refuses(text: str, message: str) -> None:
+    with pytest.raises(JujuCommandError, match=re.escape(message)):
+        parse_models(text)
+
+
+def test_parse_models_bound() -> None:
+    text = json.dumps({"models": [model(f"admin/m{i}") for i in range(MAX_MODELS + 1)]})
+    with pytest.raises(JujuCommandError, match=f"listed {MAX_MODELS + 1} models, more than the"):
+        parse_models(text)
+    text = json.dumps({"models": [model(f"admin/m{i}") for i in range(MAX_MODELS)]})
+    assert len(parse_models(text).models) == MAX_MODELS
+
+
+# --- machines and charm bases ----------------------------------------------------------------
+
+
+def test_parse_machines_with_containers() -> None:
+    text = json.dumps(
+        {
+            "model": "prod",
+            "machines": {
+                "0": {
+                    "hardware": "arch=amd64 cores=2 mem=4096M",
+                    "containers": {"0/lxd/0": {"hardware": "arch=amd64 cores=0"}},
+                },
+                "1": {"hardware": "arch=arm64 cores=4"},
+                "2": {"juju-status": {"current": "pending"}},
+            },
+        }
+    )
+    assert parse_machines(text) == Machines(frozenset({"amd64", "arm64"}), 4)
+    assert parse_machines('{"model": "k8s"}') == Machines(frozenset(), 0)
+
+
+def test_parse_machines_stops_counting_at_the_bound() -> None:
+    machines = {str(i): {"hardware": "arch=amd64"} for i in range(MAX_MACHINES + 5)}
+    result = parse_machines(json.dumps({"machines": machines}))
+    assert (result.counted, result.complete) == (MAX_MACHINES, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "did not print JSON"),
+        ('{"machines": []}', "printed no machine list"),
+        ('{"machines": {"0": 1}}', "a machine that is not an object"),
+        ('{"machines": {"0": {"hardware": "arch=AMD;64"}}}', "unexpected architecture"),
+    ],
+)
+def test_parse_machines_refuses(text: str, message: str) -> None:
+    with pytest.raises(JujuCommandError, match=message):
+        parse_machines(text)
+
+
+def test_parse_charm_bases() -> None:
+    text = json.dumps(
+        {
+            "applications": {
+                "a": {"base": {"name": "ubuntu", "channel": "22.04"}},
+                "b": {"base": {"name": "ubuntu", "channel": "24.04/stable"}},
+                "c": {"charm": "x"},
+            }
+        }
+    )
+    assert parse_charm_bases(text) == {"ubuntu@22.04", "ubuntu@24.04/stable"}
+    with pytest.raises(JujuCommandError, match="unexpected base channel"):
+        parse_charm_bases(
+            json.dumps({"applications": {"a": {"base": {"name": "ubuntu", "channel": "x y"}}}})
+        )
+    with pytest.raises(JujuCommandError, match="printed no application list"):
+        parse_charm_bases("[]")
+
+
+def test_model_commands_against_a_fake_juju(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    (tmp_path / "models.json").write_text(json.dumps({"models": [model("admin/prod")]}))
+    (tmp_path / "machines.json").write_text(
+        json.dumps({"machines": {"0": {"hardware": "arch=s390x"}}})
+    )
+    (tmp_path / "status.json").write_text(
+        json.dumps({"applications": {"a": {"base": {"name": "ubuntu", "channel": "22.04"}}}})
+    )
+    juju = script(
+        tmp_path,
+        f'echo "$*" >> {log}\n'
+        f'case "$1" in models) cat {tmp_path}/models.json ;;'
+        f" machines) cat {tmp_path}/machines.json ;;"
+        f" status) cat {tmp_path}/status.json ;; esac",
+    )
+    assert list_models(str(juju), "prod").models[0].name == "admin/prod"
+    assert machine_architectures(str(juju), "prod", "admin/prod").architectures == {"s390x"}
+    assert charm_bases(str(juju), "prod", "admin/prod") == {"ubuntu@22.04"}
+    assert log.read_text().splitlines() == [
+        "models -c prod --format json",
+        "machines -m prod:admin/prod --format json",
+        "status -m prod:admin/prod --format json",
+    ]

@@ -27,13 +27,20 @@ def plan(agent: str = "3.6.9"):
     return make_plan(CONTENTS, PlanRequest(agent=parse(agent), architectures=("amd64",)))
 
 
+IN_PLACE = [
+    f"juju model-config -m controller agent-metadata-url={URL}",
+    "juju upgrade-controller --agent-version 3.6.12 --dry-run",
+    "juju upgrade-controller --agent-version 3.6.12",
+    "# wait until `juju status -m controller` shows every controller agent at 3.6.12",
+    "# then for each model `juju models` lists, other than controller, as <model>:",
+    "juju upgrade-model -m <model> --agent-version 3.6.12 --dry-run",
+    "juju upgrade-model -m <model> --agent-version 3.6.12",
+]
+
+
 def test_not_staged_target_starts_with_the_sync() -> None:
     mirror = MirrorState(URL, staged=False, sync_command=SYNC)
-    assert next_steps(plan(), mirror) == [
-        SYNC,
-        f"juju model-config -m controller agent-metadata-url={URL}",
-        "juju upgrade-controller --agent-version 3.6.12",
-    ]
+    assert next_steps(plan(), mirror) == [SYNC, *IN_PLACE]
     results = plan_results(plan(), CONTENTS, mirror)
     assert results["staged"] == "false"
     assert results["next-steps"].splitlines()[0] == SYNC
@@ -41,10 +48,7 @@ def test_not_staged_target_starts_with_the_sync() -> None:
 
 def test_staged_target_skips_the_sync() -> None:
     mirror = MirrorState(URL, staged=True, sync_command=SYNC)
-    assert next_steps(plan(), mirror) == [
-        f"juju model-config -m controller agent-metadata-url={URL}",
-        "juju upgrade-controller --agent-version 3.6.12",
-    ]
+    assert next_steps(plan(), mirror) == IN_PLACE
     assert plan_results(plan(), CONTENTS, mirror)["staged"] == "true"
 
 
@@ -55,10 +59,16 @@ def test_up_to_date_needs_nothing_even_with_a_mirror() -> None:
     ]
 
 
-def test_without_a_mirror_the_results_are_unchanged() -> None:
+def test_without_a_mirror_there_is_no_staging_or_pointing() -> None:
     results = plan_results(plan(), CONTENTS)
     assert "staged" not in results
-    assert results["next-steps"] == "juju upgrade-controller --agent-version 3.6.12"
+    assert results["next-steps"].splitlines() == IN_PLACE[1:]
+    assert (results["route"], results["hops"], results["stage"]) == (
+        "in-place",
+        "3.6.12",
+        "3.6.12",
+    )
+    assert results["in-place-target"] == ""
 
 
 def test_is_staged_needs_every_architecture() -> None:

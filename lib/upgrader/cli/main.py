@@ -3,15 +3,21 @@
 Results go to stdout (``--format text|json|yaml``); notes, progress and errors to stderr. Exit
 status 0 on success, 2 for a bad argument, 1 for any other failure, 130 when interrupted;
 ``--debug`` adds the traceback, ``--quiet`` silences notes and progress.
+
+Juju runs a plugin with every argument as typed and sets ``JUJU_MODEL`` and ``JUJU_CONTROLLER``
+for ``-m`` and ``-c`` (juju/juju ``cmd/juju/commands/plugin.go``), so ``-m/--model`` and
+``-c/--controller`` are accepted before or after the command, and read from those variables
+when not given.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from upgrader.cli import bundle, plan, sync
@@ -34,6 +40,24 @@ DESCRIPTION = "Plan Juju controller upgrades and stage agent binaries for air-ga
 COMMANDS = ("plan", "sync", "bundle")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the tool's own version (not Juju's)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object, **__: object) -> None:
+        print(f"{PROG} {tool_version()}")
+        parser.exit()
+
+
+def tool_version() -> str:
+    """The installed package's version, or the source tree's when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("upgrader")
+    except metadata.PackageNotFoundError:
+        return "0.1.0 (source tree)"
+
+
 class _DescriptionAction(argparse.Action):
     """``--description``: the one line ``juju help plugins`` shows for this plugin."""
 
@@ -50,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common_options(suppress=False)],
     )
     parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        nargs=0,
+        help="print the version of juju-upgrader and exit",
+    )
+    parser.add_argument(
         "--description",
         action=_DescriptionAction,
         nargs=0,
@@ -63,8 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
-    """Parse the arguments; a missing command or a stray argument is a usage error."""
+def parse_args(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+) -> argparse.Namespace:
+    """Parse the arguments; a missing command or a stray argument is a usage error.
+
+    ``-m``/``-c`` not given are read from ``JUJU_MODEL``/``JUJU_CONTROLLER``; a model's
+    ``CONTROLLER:`` part names the controller.
+    """
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
         raise UsageError(f"choose a command: {', '.join(COMMANDS)} (see '{PROG} --help')")
@@ -72,7 +110,49 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
         raise UsageError(
             f"unrecognized arguments: {' '.join(extra)} (see '{PROG} {args.command} --help')"
         )
+    args.argv = list(argv)
+    resolve_juju_names(args, os.environ if environ is None else environ)
     return args
+
+
+_CONTROLLER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+_MODEL_NAME = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.+-]{0,62}[A-Za-z0-9])?(?:@[A-Za-z0-9.+-]{1,100})?/)?"
+    r"[a-z0-9][a-z0-9-]{0,62}\Z"
+)
+
+
+def resolve_juju_names(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Settle ``args.controller`` and ``args.model`` from the options and Juju's variables.
+
+    Raises:
+        UsageError: a malformed name, or ``-c`` and ``-m`` naming different controllers.
+    """
+    given_model = getattr(args, "model", None)
+    model = given_model or environ.get("JUJU_MODEL") or None
+    from_model = None
+    if model is not None:
+        source = "-m/--model" if given_model else "JUJU_MODEL"
+        prefix, colon, name = model.rpartition(":")
+        if (colon and not _CONTROLLER_NAME.match(prefix)) or not _MODEL_NAME.match(name):
+            raise UsageError(
+                f"invalid {source} {model!r}: use [CONTROLLER:]MODEL, e.g. prod:admin/default "
+                "or controller"
+            )
+        from_model = prefix or None
+    controller = getattr(args, "controller", None)
+    if controller is not None and not _CONTROLLER_NAME.match(controller):
+        raise UsageError(f"invalid -c/--controller {controller!r}: use a controller name")
+    if controller and from_model and controller != from_model and given_model:
+        raise UsageError(
+            f"-c/--controller {controller} and -m/--model {model} name different controllers"
+        )
+    if controller is None:
+        controller = from_model or environ.get("JUJU_CONTROLLER") or None
+        if controller is not None and not _CONTROLLER_NAME.match(controller):
+            raise UsageError(f"invalid JUJU_CONTROLLER {controller!r}: use a controller name")
+    args.controller = controller
+    args.model = model
 
 
 def _error(console_err: TextIO, message: str) -> None:

@@ -163,7 +163,16 @@ def common_options(*, suppress: bool) -> Parser:
         "--controller",
         metavar="NAME",
         default=default(None),
-        help="the controller `juju show-controller` asks about (default: juju's current one)",
+        help="the controller `juju show-controller` asks about (default: $JUJU_CONTROLLER, "
+        "else juju's current one)",
+    )
+    parent.add_argument(
+        "-m",
+        "--model",
+        metavar="[CONTROLLER:]MODEL",
+        default=default(None),
+        help="a model of the controller to plan for (default: $JUJU_MODEL); its CONTROLLER: "
+        "part picks the controller, and a plan covers every model of that controller",
     )
     return parent
 

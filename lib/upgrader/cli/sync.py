@@ -12,7 +12,7 @@ import argparse
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +26,16 @@ from upgrader.cli.options import (
     trust_options,
     wanted_arches,
 )
-from upgrader.cli.plan import note_detected, plan_request, resolve_versions
+from upgrader.cli.plan import (
+    architectures,
+    note_detected,
+    plan_request,
+    read_juju_facts,
+    resolve_versions,
+)
 from upgrader.cli.stream import open_fetcher, signature_text, trust_policy
 from upgrader.errors import InvalidInputError, UpgraderError
-from upgrader.plan import make_plan
+from upgrader.plan import make_plan, route_of
 from upgrader.selection import Outcome
 from upgrader.streams import StreamContents, TrustPolicy
 from upgrader.versions import SeriesFilter, Version, parse_major_minor
@@ -77,8 +83,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="stage agent binaries into a local directory (a mirror the controller can use)",
         description="Download agent binaries, verified against the stream's metadata, into "
         "DIR/tools in the layout `juju sync-agent-binary --local-dir DIR` writes. With "
-        "VERSION (major or major.minor), every version of that series; without it, the target "
-        "`juju-upgrader plan` selects with the same options. Interrupted runs resume.",
+        "VERSION (major or major.minor), every version of that series; without it, every "
+        "version the route of `juju-upgrader plan` (same options) needs, for every "
+        "architecture in use. Interrupted runs resume.",
     )
     sync.add_argument(
         "version",
@@ -86,7 +93,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         type=arg_type(_series),
         metavar="VERSION",
         help="major or major.minor to stage every version of, e.g. 3 or 3.6 (not 3.6.1); "
-        "default: the plan's target",
+        "default: every version the plan's route needs (its stage)",
     )
     sync.add_argument(
         "--local-dir",
@@ -120,7 +127,11 @@ _PLAN_ONLY = ("agent_version", "client_version", "target_version", "policy")
 def sync_request(
     args: argparse.Namespace, contents: StreamContents, console: Console
 ) -> SyncRequest:
-    """What to stage: the VERSION series, or the target the plan selects.
+    """What to stage: the VERSION series, or every version the plan's route needs.
+
+    Without VERSION, the route's ``stage`` (every hop, and the controller's own version when
+    models behind it must catch up), for the --arch architectures and those of the machines in
+    use (read from juju when the controller's version is).
 
     Raises:
         UsageError: VERSION given together with plan options.
@@ -139,7 +150,12 @@ def sync_request(
         return SyncRequest(series=args.version, os_names=(args.os_name,), architectures=arches)
     versions = resolve_versions(args)
     note_detected(console, versions)
-    selection = make_plan(contents, plan_request(args, versions))
+    facts = read_juju_facts(versions)
+    for note in facts.notes:
+        console.note(note)
+    arches = architectures(args, facts)
+    selection = make_plan(contents, plan_request(args, versions, arches))
+    route = route_of(selection, models=facts.models, kubernetes=facts.kubernetes)
     if selection.outcome is Outcome.UPGRADE:
         console.note(
             f"the plan selects {selection.target} (upgrade from {selection.agent}; "
@@ -147,9 +163,13 @@ def sync_request(
         )
     else:
         console.note(f"the controller is up to date at {selection.agent}; staging that version")
-    return SyncRequest(
-        versions=(selection.target,), os_names=(args.os_name,), architectures=arches
-    )
+    stage = route.stage or (selection.target,)
+    if route.stage:
+        console.note(
+            f"route {route.route.value}: staging {', '.join(str(v) for v in stage)} for "
+            f"{', '.join(arches)}"
+        )
+    return SyncRequest(versions=stage, os_names=(args.os_name,), architectures=arches)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -264,12 +284,12 @@ def sync_text(
     ]
     lines = [headline, "", *table(rows)]
     if not result.dry_run:
-        lines += ["", *serve_steps(mirror.root, max(result.versions))]
+        lines += ["", *serve_steps(mirror.root.absolute(), sorted(result.versions))]
     return "\n".join(lines) + "\n"
 
 
-def serve_steps(root: Path, target: Version) -> list[str]:
-    """The ways to get a staged directory to the controller, then the upgrade."""
+def serve_steps(root: Path, versions: Sequence[Version]) -> list[str]:
+    """The ways to get a staged directory to the controller, then the plan's runbook."""
     tools = root / "tools"
     return [
         "Next steps: get the binaries to the controller, one of",
@@ -280,7 +300,7 @@ def serve_steps(root: Path, target: Version) -> list[str]:
         f"       {PROG} bundle {root} -o agents.tar.gz",
         "       juju attach-resource upgrader agent-binaries=agents.tar.gz",
         "  c. upload them into the controller:",
-        f"       juju sync-agent-binary --source {root} --agent-version {target}",
-        "then:",
-        f"  juju upgrade-controller --agent-version {target}",
+        *(f"       juju sync-agent-binary --source {root} --agent-version {v}" for v in versions),
+        "then follow the runbook of the plan, with the URL the controller reads them from:",
+        f"  {PROG} plan --agent-metadata-url <URL> --local-dir {root}",
     ]
