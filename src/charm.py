@@ -24,8 +24,10 @@ from upgrader.config import CharmConfig, parse_architectures
 from upgrader.errors import TransientError, UpgraderError
 from upgrader.fetch import Fetcher
 from upgrader.mirror import TOOLS_DIR, Mirror, MirrorBusyError, MirrorError, format_bytes
-from upgrader.nginx import LOG_DIR, Layout, NginxService, ServingError, Site
-from upgrader.plan import MirrorState, PlanRequest, is_staged, make_plan, plan_results
+from upgrader.nginx import LOG_DIR, Layout, NginxService, ServingError
+from upgrader.nginx import Site as NginxSite
+from upgrader.plan import PlanRequest, make_plan, plan_results, route_of, staged_versions
+from upgrader.runbook import ControllerInfo, Site
 from upgrader.selection import Outcome, Policy, Selection
 from upgrader.serving import LeaderMirror
 from upgrader.status import (
@@ -286,7 +288,7 @@ class UpgraderCharm(ops.CharmBase):
                     self._shut_down(state, stop_nginx=False)
                 return None
             _readable_by_nginx(root)
-            nginx.serve(_site(state, root, config.port))
+            nginx.serve(_nginx_site(state, root, config.port))
         except (ServingError, OSError) as exc:
             logger.error("cannot serve the mirror: %s", exc)
             self._stored.serving_error = f"cannot serve the mirror: {exc}"
@@ -318,7 +320,7 @@ class UpgraderCharm(ops.CharmBase):
                 self._stored.job_error = ""
                 return
             if state.leader:
-                spec = auto_sync_job(config, root, entries, self._stream_check.target, os.environ)
+                spec = auto_sync_job(config, root, entries, self._stream_check.stage, os.environ)
             else:
                 spec = follow_job(config, root, entries, state.leader_mirror)
             if spec is None:
@@ -413,8 +415,13 @@ class UpgraderCharm(ops.CharmBase):
         if contents is None:
             raise ActionRefusedError(self._stream_check.error)
         selection = make_plan(contents, request)
-        mirror = self._mirror_state(self._state, config, selection, exact=params != PlanParams())
-        results = plan_results(selection, contents, mirror)
+        results = plan_results(
+            selection,
+            contents,
+            self._site(self._state, config, selection, exact=params != PlanParams()),
+            route=route_of(selection),
+            info=ControllerInfo(architectures=config.arch_list),
+        )
         if not contents.verified:
             results["unverified-reason"] = contents.unverified_reason
         event.set_results(redact_values(results))
@@ -442,9 +449,14 @@ class UpgraderCharm(ops.CharmBase):
         else:
             plan = dataclasses.replace(_plan_request(state, config), architectures=arches)
             selection = make_plan(contents, plan)
-            log(f"staging {selection.target}, the plan-upgrade target ({selection.reason})")
+            route = route_of(selection)
+            versions = route.stage or (selection.target,)
+            log(
+                f"staging {', '.join(str(v) for v in versions)}: what the plan-upgrade route "
+                f"needs ({route.route.value}; {selection.reason})"
+            )
             request = SyncRequest(
-                versions=(selection.target,), os_names=(config.agent_os,), architectures=arches
+                versions=versions, os_names=(config.agent_os,), architectures=arches
             )
         try:
             with Fetcher(config.fetch_settings(os.environ)) as fetcher:
@@ -512,32 +524,30 @@ class UpgraderCharm(ops.CharmBase):
         if root is not None and _nginx(state).serving():
             self._publish(state, config, _staged(root, config))
 
-    def _mirror_state(
+    def _site(
         self, state: CharmState, config: CharmConfig, selection: Selection, *, exact: bool
-    ) -> MirrorState | None:
-        """What plan-upgrade says about the mirror, or None when the unit serves nothing.
+    ) -> Site | None:
+        """What plan-upgrade says about this unit's mirror; None when it serves nothing.
 
         Args:
             state: the charm state.
             config: the charm's options.
             selection: the plan.
-            exact: the plan used explicit parameters, so the sync command names the series
-                (``sync-binaries`` alone stages the default plan's target).
+            exact: the plan used explicit parameters, so the sync command names each series
+                (``sync-binaries`` alone stages what the default plan's route needs).
         """
         root = state.storage_root
         if root is None or selection.outcome is not Outcome.UPGRADE:
             return None
         if not _nginx(state).serving():
             return None
-        staged = is_staged(
-            _staged(root, config), selection.target, config.agent_os, config.arch_list
-        )
         leader = None if state.leader else state.leader_mirror
         unit = leader.unit if leader is not None and leader.unit else state.unit
         command = f"juju run {unit} sync-binaries"
         if exact:
-            command += f" version={selection.target.major}.{selection.target.minor}"
-        return MirrorState(state.mirror_url, staged, command)
+            command += " version={series}"
+        staged = staged_versions(_staged(root, config), config.agent_os, config.arch_list)
+        return Site(state.mirror_url, config.stream, staged, command)
 
     # --- the stream ------------------------------------------------------------------------
 
@@ -579,10 +589,12 @@ class UpgraderCharm(ops.CharmBase):
                 redact_url(contents.base_url),
                 redact_text(contents.unverified_reason),
             )
+        target, stage = _default_route(state, config, contents)
         self._stream_check = StreamCheck(
             validators=contents.validators,
             unverified="" if contents.verified else contents.unverified_reason or "not verified",
-            target=_newest_target(state, config, contents),
+            target=target,
+            stage=stage,
         )
         return contents
 
@@ -664,16 +676,24 @@ def _plan_request(
     )
 
 
-def _newest_target(state: CharmState, config: CharmConfig, contents: StreamContents) -> str:
-    """The upgrade target of this unit's own agent by the configured policy ("" if none)."""
+def _default_route(
+    state: CharmState, config: CharmConfig, contents: StreamContents
+) -> tuple[str, tuple[str, ...]]:
+    """This unit's upgrade target by the configured policy, and what its route needs staged.
+
+    Both are empty when the controller is up to date or no plan can be made.
+    """
     try:
         selection = make_plan(contents, _plan_request(state, config))
+        route = route_of(selection)
     except UpgraderError as exc:
         logger.info(
             "no upgrade target in %s: %s", redact_url(contents.base_url), redact_text(str(exc))
         )
-        return ""
-    return str(selection.target) if selection.outcome is Outcome.UPGRADE else ""
+        return "", ()
+    if selection.outcome is not Outcome.UPGRADE:
+        return "", ()
+    return str(selection.target), tuple(str(v) for v in route.stage)
 
 
 def _version(text: str, option: str) -> Version | None:
@@ -699,8 +719,8 @@ def _nginx(state: CharmState) -> NginxService:
     return NginxService(Layout(site_name=state.slug))
 
 
-def _site(state: CharmState, root: Path, port: int) -> Site:
-    return Site(
+def _nginx_site(state: CharmState, root: Path, port: int) -> NginxSite:
+    return NginxSite(
         root,
         port=port,
         access_log=LOG_DIR / f"{state.slug}-access.log",

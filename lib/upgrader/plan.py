@@ -88,21 +88,6 @@ def route_of(
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class MirrorState:
-    """The charm's staged mirror, as far as a plan needs it (see :class:`Site` for more).
-
-    Attributes:
-        agent_metadata_url: the URL the controller reads the mirror from.
-        staged: whether the target's binaries for every wanted architecture are staged.
-        sync_command: the command that stages the target.
-    """
-
-    agent_metadata_url: str
-    staged: bool
-    sync_command: str
-
-
 def is_staged(
     entries: Iterable[AgentEntry], version: Version, os_name: str, architectures: Iterable[str]
 ) -> bool:
@@ -123,20 +108,12 @@ def staged_versions(
     return frozenset(v for v, arches in have.items() if arches == wanted)
 
 
-def _site(selection: Selection, mirror: MirrorState | Site | None, stream: str) -> Site | None:
-    if mirror is None or isinstance(mirror, Site):
-        return mirror
-    staged = frozenset({selection.target}) if mirror.staged else frozenset()
-    return Site(mirror.agent_metadata_url, stream, staged, mirror.sync_command)
-
-
 def next_steps(
     selection: Selection,
-    mirror: MirrorState | Site | None = None,
+    mirror: Site | None = None,
     *,
     route: RoutePlan | None = None,
     info: ControllerInfo | None = None,
-    stream: str = "released",
 ) -> list[str]:
     """The whole runbook, in order, one command per line (see :mod:`upgrader.runbook`).
 
@@ -146,16 +123,15 @@ def next_steps(
             it there are no staging or ``agent-metadata-url`` steps for an in-place route.
         route: the route, when already made (with the models); else made from the selection.
         info: what is known of the controller.
-        stream: the agent stream, when ``mirror`` is a :class:`MirrorState`.
     """
     route = route if route is not None else route_of(selection)
-    return runbook(route, _site(selection, mirror, stream), info)
+    return runbook(route, mirror, info)
 
 
 def plan_results(
     selection: Selection,
     contents: StreamContents,
-    mirror: MirrorState | Site | None = None,
+    mirror: Site | None = None,
     *,
     route: RoutePlan | None = None,
     info: ControllerInfo | None = None,
@@ -167,7 +143,6 @@ def plan_results(
     whether every version the route needs is staged.
     """
     route = route if route is not None else route_of(selection)
-    site = _site(selection, mirror, contents.stream)
     notes = [selection.reason, *selection.warnings]
     if route.reason:
         notes.append(
@@ -185,12 +160,12 @@ def plan_results(
         "hops": ", ".join(str(v) for v in route.hops),
         "stage": ", ".join(str(v) for v in route.stage),
         "in-place-target": str(route.in_place_target or ""),
-        "next-steps": "\n".join(runbook(route, site, info)),
+        "next-steps": "\n".join(runbook(route, mirror, info)),
         "source": contents.base_url,
         "verified": "true" if contents.verified else "false",
     }
     if selection.client is not None:
         results["client-version"] = str(selection.client)
-    if site is not None:
-        results["staged"] = "true" if set(route.stage) <= site.staged else "false"
+    if mirror is not None:
+        results["staged"] = "true" if set(route.stage) <= mirror.staged else "false"
     return results

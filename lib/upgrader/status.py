@@ -47,6 +47,7 @@ class StreamCheck:
         unverified: why the metadata read was not verified; empty when it was.
         target: the newest upgrade target for this unit's own agent version by the
             configured policy; empty when up to date or unknown.
+        stage: every version the route to ``target`` needs staged, oldest first.
     """
 
     validators: Validators | None = None
@@ -54,6 +55,7 @@ class StreamCheck:
     transient: bool = False
     unverified: str = ""
     target: str = ""
+    stage: tuple[str, ...] = ()
 
     def failed(self, message: str, *, transient: bool) -> StreamCheck:
         """This record after a failed read: what the last good read found is kept."""
@@ -67,6 +69,7 @@ class StreamCheck:
             "transient": self.transient,
             "unverified": self.unverified,
             "target": self.target,
+            "stage": list(self.stage),
         }
 
     @classmethod
@@ -78,6 +81,7 @@ class StreamCheck:
             transient=bool(data.get("transient", False)),
             unverified=str(data.get("unverified", "")),
             target=str(data.get("target", "")),
+            stage=tuple(str(v) for v in data.get("stage", ())),
         )
 
 

@@ -461,25 +461,29 @@ def auto_sync_job(
     config: CharmConfig,
     root: Path,
     entries: Iterable[AgentEntry],
-    target: str,
+    versions: Sequence[str],
     environ: Mapping[str, str],
 ) -> JobSpec | None:
-    """The leader's auto-sync: stage the newest upgrade target, unless it is staged.
+    """The leader's auto-sync: stage what the route to the newest target needs, if anything.
 
     Args:
         config: the charm's options (source, trust, architectures, parallel downloads).
         root: the storage root.
         entries: what the mirror lists now.
-        target: the newest upgrade target the last stream read found ("" for none).
+        versions: what the route to the newest target needs staged (from the last read).
         environ: the hook's environment (Juju's proxy settings for charms).
     """
-    if not target or is_staged(entries, parse(target), config.agent_os, config.arch_list):
+    staged = list(entries)
+    missing = tuple(
+        v for v in versions if not is_staged(staged, parse(v), config.agent_os, config.arch_list)
+    )
+    if not missing:
         return None
     return _job(
         config,
         root,
         stream_url=config.stream_url,
-        versions=(target,),
+        versions=missing,
         verify_signatures=config.verify_signatures,
         signing_keys=config.signing_keys,
         fetch=dataclasses.asdict(config.fetch_settings(environ)),

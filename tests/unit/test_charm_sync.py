@@ -94,15 +94,23 @@ def test_a_second_sync_downloads_nothing(ctx, config: dict, store: testing.Stora
     assert len(results["present"].split(", ")) == 6
 
 
-def test_sync_without_version_stages_the_plan_target(
+def test_sync_without_version_stages_every_version_of_the_plan_route(
     ctx, config: dict, store: testing.Storage
 ) -> None:
+    """3.6.8 to 3.7.1 goes in place to 3.6.10, then through a new controller: both staged."""
     ctx.run(ctx.on.action("plan-upgrade"), testing.State(config=config))
-    target = ctx.action_results["target-version"]
+    plan = ctx.action_results
+    assert (plan["route"], plan["stage"]) == ("in-place-then-new-controller", "3.6.10, 3.7.1")
     sync_action(ctx, config, store)
-    assert ctx.action_results["versions"] == target
-    assert staged(ctx, store) == {f"{target}-ubuntu-amd64", f"{target}-ubuntu-arm64"}
-    assert any(f"staging {target}, the plan-upgrade target" in line for line in ctx.action_logs)
+    assert ctx.action_results["versions"] == "3.7.1, 3.6.10"
+    assert staged(ctx, store) == {
+        f"{v}-ubuntu-{arch}" for v in ("3.6.10", "3.7.1") for arch in ("amd64", "arm64")
+    }
+    assert any(
+        "staging 3.6.10, 3.7.1: what the plan-upgrade route needs (in-place-then-new-controller"
+        in line
+        for line in ctx.action_logs
+    )
 
 
 def test_architectures_param_overrides_the_config(

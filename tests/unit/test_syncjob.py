@@ -18,9 +18,12 @@ from support.nginx import REASON, free_port, make_layout, run_nginx, skip_withou
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
 from upgrader import nginx, syncjob
+from upgrader.config import CharmConfig
 from upgrader.errors import InvalidInputError
 from upgrader.mirror import Mirror, MirrorError
+from upgrader.streams import AgentEntry
 from upgrader.syncjob import JobService, JobSpec, JobStatus
+from upgrader.versions import parse_binary
 
 LIB = Path(syncjob.__file__).parents[1]
 AGENTS = [
@@ -567,3 +570,24 @@ def test_job_service_removal_failure_is_a_job_error(tmp_path: Path, systemctl: l
     (tmp_path / "x.service").mkdir()  # unlink() refuses a directory
     with pytest.raises(syncjob.JobError, match=r"cannot remove .*x\.service"):
         JobService("x.service", unit_dir=tmp_path).remove()
+
+
+def test_auto_sync_stages_what_the_route_needs_and_is_not_staged(tmp_path: Path) -> None:
+    config = CharmConfig(architectures="amd64 arm64", parallel_downloads=2)
+    staged = [
+        AgentEntry(parse_binary(f"3.5.7-ubuntu-{arch}"), f"released/{arch}.tgz", 1, "0" * 64)
+        for arch in ("amd64", "arm64")
+    ]
+    spec = syncjob.auto_sync_job(config, tmp_path, staged, ("3.5.7", "3.6.12"), {})
+    assert spec is not None
+    assert (spec.versions, spec.architectures, spec.parallel) == (
+        ("3.6.12",),
+        ("amd64", "arm64"),
+        2,
+    )
+    assert spec.stream_url == config.stream_url and spec.verify_signatures
+    half = staged[:1]  # 3.5.7 for amd64 only: not staged for every architecture
+    spec = syncjob.auto_sync_job(config, tmp_path, half, ("3.5.7",), {})
+    assert spec is not None and spec.versions == ("3.5.7",)
+    assert syncjob.auto_sync_job(config, tmp_path, staged, ("3.5.7",), {}) is None
+    assert syncjob.auto_sync_job(config, tmp_path, staged, (), {}) is None
