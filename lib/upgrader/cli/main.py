@@ -20,7 +20,8 @@ to stderr. Exit status 0 on success, 2 for a bad argument, 1 for any other failu
 interrupted; each failure is one ``juju-upgrader: error: ...`` line (``--debug`` adds the
 traceback). ``--quiet`` silences the notes and progress, never the results or errors. A
 ``--stream-url`` may carry credentials (``https://user:token@host/...``): they are sent to the
-server, and shown as ``***`` in everything printed (:mod:`upgrader.urls`).
+server, and shown as ``***`` in everything printed (:mod:`upgrader.urls`), where the control
+characters of text from servers, documents or ``juju`` show as escapes.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from upgrader.cli.console import (
 )
 from upgrader.cli.options import Parser, UsageError, common_options
 from upgrader.errors import UpgraderError
-from upgrader.urls import redact_text
+from upgrader.urls import for_display
 
 # The network, mirror and sync modules and PyYAML are imported only by the commands that use
 # them, so that --help, bad arguments and Juju's `juju-upgrader --description` probe answer
@@ -94,13 +95,13 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
 
 
 def _error(console_err: TextIO, message: str) -> None:
-    text = redact_text(" ".join(message.split()))
+    text = for_display(" ".join(message.split()))
     print(f"{PROG}: error: {text}", file=console_err, flush=True)
 
 
 def _traceback(console_err: TextIO) -> None:
-    """Print the exception being handled (``--debug``); URLs show no credentials."""
-    console_err.write(redact_text(traceback.format_exc()))
+    """Print the exception being handled (``--debug``), shown by :func:`for_display`."""
+    console_err.write(for_display(traceback.format_exc(), multiline=True))
 
 
 def main(
