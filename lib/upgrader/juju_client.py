@@ -9,23 +9,33 @@ version. When the ``juju`` command is on PATH and the operator gave neither, the
   ControllerVersion API) and ``controller-model-version`` (``agent-version`` in the controller
   model's config). The first is used; the second when an old controller lacks the API.
 
-``juju`` runs with stdin closed, so it can never wait for a password, and with a time limit.
+``juju`` runs with stdin closed, so it can never wait for a password, with a time limit and a
+limit on what it prints (:data:`MAX_OUTPUT_BYTES`); its JSON is read with the depth limit of
+:func:`upgrader.bounds.load_json`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import os
+import selectors
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .bounds import MIB, MalformedJSONError, listed, load_json, preview, preview_text
 from .errors import UpgraderError
 from .versions import Version, parse_binary, parse_lenient
 
 JUJU_TIMEOUT = 60.0
 """Seconds to wait for one ``juju`` command (``show-controller`` calls the controller)."""
+
+MAX_OUTPUT_BYTES = 16 * MIB
+"""The most a ``juju`` command may print on stdout (``show-controller`` prints a few KB)."""
+
+_STDERR_KEPT = 64 * 1024  # only the last line of stderr is quoted
 
 
 class JujuCommandError(UpgraderError):
@@ -59,24 +69,69 @@ def run_juju(juju: str, args: Sequence[str], *, timeout: float = JUJU_TIMEOUT) -
     """
     shown = " ".join(["juju", *args])
     try:
-        done = subprocess.run(
-            [juju, *args],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-        )
+        status, stdout, stderr = _run_bounded([juju, *args], timeout, MAX_OUTPUT_BYTES)
     except subprocess.TimeoutExpired:
         raise JujuCommandError(f"`{shown}` did not finish within {timeout:g} s") from None
+    except _TooMuchOutputError:
+        raise JujuCommandError(
+            f"`{shown}` printed more than {MAX_OUTPUT_BYTES} bytes "
+            f"({MAX_OUTPUT_BYTES // MIB} MiB); it prints a few KB"
+        ) from None
     except OSError as exc:
         raise JujuCommandError(f"cannot run `{shown}`: {exc.strerror or exc}") from None
-    if done.returncode != 0:
-        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-        detail = lines[-1] if lines else "no error message"
-        raise JujuCommandError(f"`{shown}` failed (exit status {done.returncode}): {detail}")
-    return done.stdout
+    if status != 0:
+        text = stderr.decode("utf-8", errors="replace")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        detail = preview_text(lines[-1], 500) if lines else "no error message"
+        raise JujuCommandError(f"`{shown}` failed (exit status {status}): {detail}")
+    return stdout.decode("utf-8", errors="replace")
+
+
+class _TooMuchOutputError(Exception):
+    """The command printed more than allowed on stdout."""
+
+
+def _run_bounded(argv: list[str], timeout: float, limit: int) -> tuple[int, bytes, bytes]:
+    """Run a command with stdin closed; its exit status, stdout and the end of its stderr.
+
+    Raises:
+        subprocess.TimeoutExpired: it ran (or kept its output open) for ``timeout`` seconds.
+        _TooMuchOutputError: it printed more than ``limit`` bytes on stdout.
+        OSError: it could not start.
+        In each case but the last, the command is killed first.
+    """
+    deadline = time.monotonic() + timeout
+    child = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = bytearray(), bytearray()
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(child.stdout, selectors.EVENT_READ, out)  # type: ignore[arg-type]
+            selector.register(child.stderr, selectors.EVENT_READ, err)  # type: ignore[arg-type]
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(argv, timeout)
+                for key, _ in selector.select(left):
+                    chunk = os.read(key.fd, 64 * 1024)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        continue
+                    key.data.extend(chunk)
+                    if len(out) > limit:
+                        raise _TooMuchOutputError
+                    del err[:-_STDERR_KEPT]
+        status = child.wait(timeout=max(deadline - time.monotonic(), 0))
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    finally:
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+    return status, bytes(out), bytes(err)
 
 
 def parse_version_output(text: str) -> Version:
@@ -113,9 +168,9 @@ def parse_show_controller(text: str, controller: str | None = None) -> tuple[str
             message quotes any errors juju reported for the controller.
     """
     try:
-        doc = json.loads(text)
-    except ValueError:
-        raise JujuCommandError("`juju show-controller` did not print JSON") from None
+        doc = load_json(text)
+    except MalformedJSONError as exc:
+        raise JujuCommandError(f"`juju show-controller` did not print JSON ({exc})") from None
     if not isinstance(doc, dict) or not doc:
         raise JujuCommandError("`juju show-controller` printed no controller")
     if controller is not None and controller in doc:
@@ -137,13 +192,17 @@ def parse_show_controller(text: str, controller: str | None = None) -> tuple[str
                 return str(name), parse_lenient(value)
             except ValueError:
                 raise JujuCommandError(
-                    f"`juju show-controller` gave controller {name!r} an unreadable {key} "
-                    f"{value!r}"
+                    f"`juju show-controller` gave controller {preview(name)} an unreadable {key} "
+                    f"{preview(value)}"
                 ) from None
     errors = entry.get("errors") if isinstance(entry, dict) else None
-    why = f": {'; '.join(str(e) for e in errors)}" if isinstance(errors, list) and errors else ""
+    if isinstance(errors, list) and errors:
+        texts = [e if isinstance(e, str) else preview(e) for e in errors]
+        why = ": " + listed(texts, separator="; ", chars=500)
+    else:
+        why = ""
     raise JujuCommandError(
-        f"`juju show-controller` reported no agent version for controller {name!r}{why}"
+        f"`juju show-controller` reported no agent version for controller {preview(name)}{why}"
     )
 
 

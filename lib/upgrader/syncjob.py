@@ -42,6 +42,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .bounds import (
+    MAX_JOB_FILE_BYTES,
+    MAX_STATUS_FILE_BYTES,
+    MalformedJSONError,
+    TooLargeError,
+    load_json,
+    preview,
+    read_file,
+)
 from .errors import InvalidInputError, UpgraderError
 from .fetch import Fetcher, FetchSettings
 from .mirror import Mirror, MirrorError, format_bytes, write_atomic
@@ -117,7 +126,7 @@ class JobSpec:
     def __post_init__(self) -> None:
         """Check every field, so a bad job file fails with a message, not a traceback."""
         if not isinstance(self.root, str) or not Path(self.root).is_absolute():
-            raise InvalidInputError(f"invalid root {self.root!r}: use an absolute path")
+            raise InvalidInputError(f"invalid root {preview(self.root)}: use an absolute path")
         check_stream_url(self.stream_url)
         check_stream_name(self.stream)
         check_os(self.os_name, option="os_name")
@@ -130,7 +139,7 @@ class JobSpec:
             )
         check_parallel(self.parallel)
         if not isinstance(self.fetch, Mapping):
-            raise InvalidInputError(f"invalid fetch {self.fetch!r}: use an object")
+            raise InvalidInputError(f"invalid fetch {preview(self.fetch)}: use an object")
         self.fetch_settings()  # validates the fetch fields
 
     def fetch_settings(self) -> FetchSettings:
@@ -167,9 +176,9 @@ class JobSpec:
             InvalidInputError: not a JSON object of the job's fields, naming ``where``.
         """
         try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise InvalidInputError(f"{where} is not valid JSON ({exc})") from None
+            doc = load_json(text)
+        except MalformedJSONError as exc:
+            raise InvalidInputError(f"{where} is {exc}") from None
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(doc, dict) or not set(doc) <= names or "root" not in doc:
             keys = ", ".join(sorted(names))
@@ -268,9 +277,9 @@ def read_status(root: Path) -> JobStatus | None:
     also reads as None: the charm shows the status in every hook, where it must not raise.
     """
     try:
-        doc = json.loads((root / STATUS_FILE).read_text())
+        doc = load_json(read_file(root / STATUS_FILE, MAX_STATUS_FILE_BYTES))
         status = JobStatus(**doc) if isinstance(doc, dict) else None
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError):  # MalformedJSONError and TooLargeError too
         return None
     if status is None or status.state not in (RUNNING, DONE, FAILED):
         return None
@@ -578,8 +587,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     path = Path(args[0])
     try:
-        spec = JobSpec.from_json(path.read_text(), where=str(path))
-    except (OSError, InvalidInputError) as exc:
+        text = read_file(path, MAX_JOB_FILE_BYTES).decode("utf-8", errors="replace")
+        spec = JobSpec.from_json(text, where=str(path))
+    except (OSError, InvalidInputError, TooLargeError) as exc:
         print(redact_text(f"upgrader sync job: cannot read {path}: {exc}"), file=sys.stderr)
         return 2
     status = run(spec)
