@@ -1145,7 +1145,7 @@ def test_sync_draws_bars_on_a_terminal(bin_dir: Path, tmp_path: Path) -> None:
 def test_bundle_round_trip_into_the_charm_mirror(
     stream_url: str, bin_dir: Path, tmp_path: Path
 ) -> None:
-    """sync, bundle, then the charm's import (upgrader.archive_import.import_bundle) into its storage."""
+    """sync, bundle, then the charm's import (archive_import.import_bundle) into its storage."""
     local = tmp_path / "mirror"
     sync_json("3.6", "--local-dir", str(local), "--stream-url", stream_url, "--arch",
               "amd64,arm64", path=bin_dir)  # fmt: skip
