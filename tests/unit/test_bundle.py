@@ -1009,6 +1009,54 @@ def test_malformed_metadata_is_refused(
     assert_unchanged(mirror, before)
 
 
+INDEX2 = "tools/streams/v1/index2.json"
+
+
+@pytest.mark.parametrize("name", [INDEX2, PRODUCTS])
+def test_metadata_nested_100000_deep_is_refused(
+    tmp_path: Path, good_members: Members, mirror: Mirror, name: str
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    archive = write_archive(tmp_path / "deep.tar.gz", replace_data(good_members, name, deep))
+    before = snapshot(mirror)
+    with pytest.raises(ArchiveError) as caught:
+        import_bundle(archive, mirror)
+    assert str(caught.value) == (
+        f"deep.tar.gz:{name}: malformed JSON: nested more than 64 levels deep (the accepted "
+        "form is a JSON document nested at most 64 levels)"
+    )
+    assert_unchanged(mirror, before)
+
+
+def test_metadata_size_beyond_8_gib_is_refused(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    products = next(data for info, data in good_members if info.name == PRODUCTS)
+    assert products is not None
+    huge = re.sub(rb'"size": \d+', b'"size": 1' + b"0" * 400, products, count=1)
+    archive = write_archive(tmp_path / "huge.tar.gz", replace_data(good_members, PRODUCTS, huge))
+    before = snapshot(mirror)
+    with pytest.raises(ArchiveError, match=r"^huge.tar.gz:tools/streams/v1/com.ubuntu.juju-relea"):
+        import_bundle(archive, mirror)
+    with pytest.raises(ArchiveError, match=r"size a number of more than 20 digits is more than"):
+        import_bundle(archive, mirror)
+    assert_unchanged(mirror, before)
+
+
+def test_index_listing_many_content_ids_names_twenty(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    index = {"format": "index:1.0", "index": {f"com.example:{n}": {} for n in range(500)}}
+    archive = write_archive(
+        tmp_path / "ids.tar.gz",
+        replace_data(good_members, INDEX2, json.dumps(index).encode()),
+    )
+    before = snapshot(mirror)
+    with pytest.raises(ArchiveError, match=r"lists no agent stream .* and 480 more$"):
+        import_bundle(archive, mirror)
+    assert_unchanged(mirror, before)
+
+
 def test_index_without_agent_streams_is_refused(
     tmp_path: Path, good_members: Members, mirror: Mirror
 ) -> None:

@@ -152,3 +152,58 @@ def test_juju_never_reads_our_stdin(tmp_path: Path) -> None:
     juju = script(tmp_path, 'read -r password || { echo "ERROR no password" >&2; exit 1; }')
     with pytest.raises(JujuCommandError, match="ERROR no password"):
         run_juju(str(juju), ["show-controller"], timeout=10)
+
+
+# Bounds on what juju prints
+
+
+def test_show_controller_nested_100000_deep_is_malformed(tmp_path: Path) -> None:
+    (tmp_path / "deep.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    juju = script(tmp_path, f"cat {tmp_path / 'deep.json'}")
+    with pytest.raises(JujuCommandError) as raised:
+        controller_agent_version(str(juju))
+    assert str(raised.value) == (
+        "`juju show-controller` did not print JSON (malformed JSON: nested more than 64 "
+        "levels deep (the accepted form is a JSON document nested at most 64 levels))"
+    )
+
+
+def test_output_beyond_16_mib_is_refused_as_it_arrives(tmp_path: Path) -> None:
+    """Read as it comes and cut at the limit, not held whole until juju exits."""
+    juju = script(tmp_path, "exec head -c 67108864 /dev/zero")
+    with pytest.raises(JujuCommandError) as raised:
+        run_juju(str(juju), ["show-controller", "--format", "json"], timeout=30)
+    assert str(raised.value) == (
+        "`juju show-controller --format json` printed more than 16777216 bytes (16 MiB); it "
+        "prints a few KB"
+    )
+
+
+def test_endless_output_is_cut_at_the_limit_before_the_time_limit(tmp_path: Path) -> None:
+    juju = script(tmp_path, "exec cat /dev/zero")
+    with pytest.raises(JujuCommandError, match="printed more than 16777216 bytes"):
+        run_juju(str(juju), ["version"], timeout=30)
+
+
+def test_a_long_stderr_line_is_quoted_briefly(tmp_path: Path) -> None:
+    juju = script(tmp_path, "head -c 1000000 /dev/zero | tr '\\0' x >&2; exit 1")
+    with pytest.raises(JujuCommandError) as raised:
+        run_juju(str(juju), ["version"])
+    assert str(raised.value).startswith("`juju version` failed (exit status 1): xxxx")
+    assert str(raised.value).endswith(" more characters)")  # of the last 64 KiB kept
+    assert len(str(raised.value)) < 600
+
+
+def test_many_controller_errors_are_quoted_briefly() -> None:
+    errors = [f"error {n}: " + "e" * 1000 for n in range(100)]
+    with pytest.raises(JujuCommandError) as raised:
+        parse_show_controller(json.dumps({"p": {"errors": errors}}))
+    message = str(raised.value)
+    assert message.endswith(" and 80 more")
+    assert message.count("error ") == 20 and len(message) < 12_000
+
+
+def test_output_kept_open_by_a_child_ends_at_the_time_limit(tmp_path: Path) -> None:
+    juju = script(tmp_path, "/bin/sleep 30 & echo 3.6.12-genericlinux-amd64")
+    with pytest.raises(JujuCommandError, match=r"`juju version` did not finish within 0.5 s"):
+        run_juju(str(juju), ["version"], timeout=0.5)
