@@ -253,6 +253,20 @@ def test_bundle_of_a_directory_without_metadata_names_the_accepted_form(tmp_path
     assert not (tmp_path / "agents.tar.gz").exists()
 
 
+def test_bundle_refuses_metadata_larger_than_an_archive_may_hold(tmp_path: Path) -> None:
+    """The charm refuses a metadata file over 32 MiB: so does bundle, without reading it."""
+    src = local_dir(tmp_path / "src")
+    with open(src / "tools/streams/v1/index.json", "wb") as big:
+        big.truncate(archive.MAX_METADATA_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(InvalidInputError) as caught:
+        make_bundle(src, tmp_path / "agents.tar.gz")
+    assert str(caught.value).endswith(
+        "index.json holds 33554433 bytes; an agent-binaries archive holds at most 33554432 "
+        "bytes in one metadata file and 134217728 in all"
+    )
+    assert not (tmp_path / "agents.tar.gz").exists()
+
+
 def test_bundle_into_a_missing_directory_fails_cleanly(tmp_path: Path) -> None:
     src = local_dir(tmp_path / "src")
     with pytest.raises(InvalidInputError, match=r"cannot write .*no archive was written"):
