@@ -65,7 +65,7 @@ from .streams import (
 )
 from .sync import Progress, SyncRequest, check_parallel, sync
 from .upstream import read_upstream
-from .urls import redact_text, redact_url
+from .urls import for_display, redact_url
 from .versions import parse
 
 logger = logging.getLogger(__name__)
@@ -334,9 +334,10 @@ class _StatusWriter:
         with self.lock:
             self.status = status
             self.written = time.monotonic()
-            # The unit status shows it: the credentials of the source URL are hidden.
+            # The unit status shows it: the credentials of the source URL are hidden, and the
+            # message (often an error quoting a server) is shown as for_display shows it.
             shown = dataclasses.replace(
-                status, source=redact_url(status.source), message=redact_text(status.message)
+                status, source=redact_url(status.source), message=for_display(status.message)
             )
             _write_private(self.path, json.dumps(dataclasses.asdict(shown)), what="the status")
 
@@ -372,7 +373,7 @@ def read_source(spec: JobSpec, mirror: Mirror, fetcher: Fetcher) -> StreamConten
         return read_stream(spec.stream_url, spec.stream, fetcher, trust=trust)
     trust = TrustPolicy(keys=spec.signing_keys or None, verify_signatures=spec.verify_signatures)
     read = read_upstream(mirror, spec.stream_url, spec.stream, fetcher, trust=trust)
-    logger.info("%s", redact_text(read.note))
+    logger.info("%s", for_display(read.note))
     return read.contents
 
 
@@ -590,12 +591,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = read_file(path, MAX_JOB_FILE_BYTES).decode("utf-8", errors="replace")
         spec = JobSpec.from_json(text, where=str(path))
     except (OSError, InvalidInputError, TooLargeError) as exc:
-        print(redact_text(f"upgrader sync job: cannot read {path}: {exc}"), file=sys.stderr)
+        print(for_display(f"upgrader sync job: cannot read {path}: {exc}"), file=sys.stderr)
         return 2
     status = run(spec)
     # The journal keeps this line: the credentials of the source URL are hidden.
     print(
-        redact_text(f"upgrader sync job: {status.describe()}; {status.message}"), file=sys.stderr
+        for_display(f"upgrader sync job: {status.describe()}; {status.message}"), file=sys.stderr
     )
     return 0 if status.state == DONE else 1
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from charmlibs import systemd
 
+from support.faulty_server import Fault, FaultyServer
 from support.nginx import REASON, free_port, make_layout, run_nginx, skip_without_nginx
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
@@ -335,6 +336,23 @@ def test_unreachable_source_is_a_failed_status(tmp_path: Path) -> None:
     status = syncjob.run(spec)
     assert status.state == "failed"
     assert f"127.0.0.1:{spec.stream_url.split(':')[2].split('/')[0]}" in status.message
+
+
+def test_a_hostile_reason_phrase_reaches_the_status_file_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The charm shows the status file's message as the unit status."""
+    write_stream(tmp_path / "upstream", AGENTS)
+    with FaultyServer(tmp_path / "upstream") as server:
+        server.add_fault("index2.json", Fault("status", status=403, reason="x\x1b[2J" * 500))
+        path = syncjob.write_spec(tmp_path, spec_for(tmp_path, server.url))
+        assert syncjob.main([str(path)]) == 1
+    status = syncjob.read_status(tmp_path)
+    assert status is not None and status.state == "failed"
+    assert "x\\x1b[2J" in status.message and "\x1b" not in status.message
+    assert len(status.message) <= 2100
+    journal = capsys.readouterr().err
+    assert "x\\x1b[2J" in journal and "\x1b" not in journal
 
 
 def test_job_runs_as_a_process_like_systemd_runs_it(tmp_path: Path, upstream: str) -> None:
