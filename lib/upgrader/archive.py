@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import json
 import re
 import tarfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from .bounds import MAX_FILE_BYTES, MIB, listed, load_json, preview
 from .errors import InvalidInputError, NotFoundError, StreamError
 from .signing import juju_release_key, verify_clearsigned
 from .streams import AgentEntry, parse_index, parse_products
@@ -33,8 +33,9 @@ MAX_METADATA_BYTES = 32 * 1024 * 1024
 MAX_METADATA_TOTAL = 4 * MAX_METADATA_BYTES
 """The most metadata bytes accepted in all (the scan holds them in memory)."""
 
-MAX_FILE_BYTES = 8 * 1024 * 1024 * 1024
-"""The largest single member accepted (an agent tarball is about 40-60 MB)."""
+MAX_EXTENDED_HEADER_BYTES = MIB
+"""The largest extended header accepted (pax, GNU long name or link): tarfile reads one whole
+into memory, and one names a single member in a few hundred bytes."""
 
 
 CHUNK = 1024 * 1024
@@ -128,7 +129,7 @@ class ArchiveContents:
 
 
 def _quote(name: str) -> str:
-    return repr(name)
+    return preview(name, 200)
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,6 +199,160 @@ class _GzipStream:
                 )
 
 
+# --------------------------------------------------------------------------------------------
+# Reading tar headers safely
+
+# The headers tarfile reads whole into memory, before the member they describe.
+_EXTENDED = {
+    tarfile.XHDTYPE: "a pax extended header",
+    tarfile.XGLTYPE: "a pax global header",
+    tarfile.SOLARIS_XHDTYPE: "a Solaris extended header",
+    tarfile.GNUTYPE_LONGNAME: "a GNU long name",
+    tarfile.GNUTYPE_LONGLINK: "a GNU long link name",
+}
+MAX_EXTENDED_RUN = 16
+"""The most extended headers in a row before a member (tarfile reads each chained one in a
+nested call; a member needs at most a global, a pax and two GNU ones)."""
+_MAX_DIGIT_RUN = 64
+_DIGIT_RUN = re.compile(rb"[0-9]{%d}" % (_MAX_DIGIT_RUN + 1))
+_PAX_LENGTH = re.compile(rb"([0-9]{1,7}) ")
+
+
+class _RefusedHeaderError(Exception):
+    """A tar header refused before tarfile reads what it announces.
+
+    Not a TarError: tarfile takes some of those for the end of the archive. The message
+    completes "<archive>: ...".
+    """
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses, before tarfile reads them, the headers it would read whole.
+
+    tarfile reads an extended header (pax, GNU long name or link) into memory in one piece,
+    whatever size it declares, and the next header in a nested call; it reads a GNU sparse map
+    of any length, and parses pax records with regular expressions that take quadratic time on
+    crafted records in the Python versions the charm runs on. So: an extended header larger
+    than :data:`MAX_EXTENDED_HEADER_BYTES`, more than :data:`MAX_EXTENDED_RUN` in a row, global
+    headers over that size in all, pax records that are not a plain sequence of ``LENGTH
+    KEY=VALUE`` lines, and sparse files, are refused first.
+    """
+
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        state = _HeaderState.of(tar)
+        kind = _EXTENDED.get(self.type)
+        if kind is None:
+            state.run = 0
+            if self.type == tarfile.GNUTYPE_SPARSE:
+                raise _RefusedHeaderError(_sparse_refusal(self.name))
+            return super()._proc_member(tar)  # type: ignore[misc]
+        state.run += 1
+        if state.run > MAX_EXTENDED_RUN:
+            raise _RefusedHeaderError(
+                f"more than {MAX_EXTENDED_RUN} extended headers in a row at byte "
+                f"{self.offset}; refusing the whole archive (a member has at most a few)"
+            )
+        size = self.size
+        if self.type == tarfile.XGLTYPE:
+            state.global_bytes += self.size
+            size = state.global_bytes
+        if size > MAX_EXTENDED_HEADER_BYTES:
+            declared = "brings global headers to" if self.type == tarfile.XGLTYPE else "declares"
+            raise _RefusedHeaderError(
+                f"{kind} at byte {self.offset} {declared} {size} bytes, more than the "
+                f"{MAX_EXTENDED_HEADER_BYTES} accepted (one names a member in a few hundred); "
+                "refusing the whole archive"
+            )
+        return super()._proc_member(tar)  # type: ignore[misc]
+
+    def _proc_pax(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        stream: Any = tar.fileobj
+        data = stream.read(self._block(self.size))  # type: ignore[attr-defined]
+        problem = _pax_problem(data[: self.size])
+        if problem:
+            raise _RefusedHeaderError(
+                f"{_EXTENDED[self.type]} at byte {self.offset} is malformed ({problem}); "
+                "refusing the whole archive"
+            )
+        # tarfile's own parser reads the header again: give it the bytes read here.
+        tar.fileobj = _Replay(data, stream)  # type: ignore[assignment]
+        try:
+            return super()._proc_pax(tar)  # type: ignore[misc]
+        finally:
+            tar.fileobj = stream
+
+    def _proc_gnusparse_10(self, member: Any, pax_headers: Any, tar: Any) -> None:
+        raise _RefusedHeaderError(_sparse_refusal(getattr(member, "name", "?")))
+
+
+def _sparse_refusal(name: str) -> str:
+    return (
+        f"member {_quote(name)} is a sparse file; refusing the whole archive (only regular files "
+        "and directories are accepted)"
+    )
+
+
+@dataclasses.dataclass
+class _HeaderState:
+    """What the header checks remember over one archive."""
+
+    run: int = 0
+    global_bytes: int = 0
+
+    @classmethod
+    def of(cls, tar: tarfile.TarFile) -> _HeaderState:
+        state = getattr(tar, "_upgrader_headers", None)
+        if state is None:
+            state = cls()
+            tar._upgrader_headers = state  # type: ignore[attr-defined]
+        return state
+
+
+def _pax_problem(data: bytes) -> str | None:
+    """Why pax header data is refused, or None: it must be ``LENGTH KEY=VALUE`` lines.
+
+    Each record's length (in ASCII digits) counts the whole record; together they fill the
+    header. No run of more than 64 digits: tarfile's record and ``hdrcharset`` patterns would
+    backtrack over a long one for each of its characters.
+    """
+    if _DIGIT_RUN.search(data):
+        return f"a run of more than {_MAX_DIGIT_RUN} digits"
+    pos = 0
+    while pos < len(data):
+        match = _PAX_LENGTH.match(data, pos)
+        length = int(match[1]) if match else 0
+        record = data[pos : pos + length]
+        key_end = record.find(b"=")
+        if (
+            match is None
+            or length < len(match[0]) + 3
+            or len(record) < length
+            or not record.endswith(b"\n")
+            or key_end <= len(match[0])
+        ):
+            return f"record at offset {pos} is not LENGTH KEY=VALUE"
+        pos += length
+    return None
+
+
+class _Replay:
+    """A tar stream that first serves bytes already read from it, then reads on."""
+
+    def __init__(self, data: bytes, stream: Any) -> None:
+        self._data = data
+        self._stream = stream
+
+    def read(self, size: int) -> bytes:
+        head, self._data = self._data[:size], self._data[size:]
+        return head + self._stream.read(size - len(head)) if len(head) < size else head
+
+    def tell(self) -> int:
+        return self._stream.tell() - len(self._data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 # tarfile raises ValueError (not TarError) for some crafted headers, e.g. a non-numeric
 # GNU.sparse.map or a cut GNU sparse 1.0 map. ArchiveError is a ValueError too: re-raise it first.
 _TAR_ERRORS = (tarfile.TarError, ValueError)
@@ -211,9 +366,15 @@ def _open_archive(raw: BinaryIO, source: str) -> tuple[_GzipStream, tarfile.TarF
         raise ArchiveError(f"{source}: not a gzip-compressed file; expected {ACCEPTED_FORM}")
     reader = _GzipStream(raw, source)
     try:
-        tar = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]
+        tar = tarfile.open(
+            fileobj=reader,  # type: ignore[arg-type] - reads only, which is all "r|" needs
+            mode="r|",
+            tarinfo=_BoundedTarInfo,
+        )
     except ArchiveError:
         raise
+    except _RefusedHeaderError as exc:
+        raise ArchiveError(f"{source}: {exc}") from None
     except _TAR_ERRORS as exc:
         raise ArchiveError(
             f"{source}: not a tar archive inside the gzip data ({exc}); expected {ACCEPTED_FORM}"
@@ -228,6 +389,8 @@ def _members(tar: tarfile.TarFile, source: str) -> Iterator[tarfile.TarInfo]:
             info = tar.next()
         except ArchiveError:
             raise
+        except _RefusedHeaderError as exc:
+            raise ArchiveError(f"{source}: {exc}") from None
         except _TAR_ERRORS as exc:
             raise ArchiveError(
                 f"{source}: the tar data is damaged or truncated ({exc}); expected {ACCEPTED_FORM}"
@@ -449,12 +612,12 @@ def _agent_streams(body: bytes, where: str) -> list[str]:
         pass  # a valid index without the released stream
     except StreamError as exc:
         raise ArchiveError(str(exc)) from None
-    content_ids = [str(c) for c in json.loads(body)["index"]]
+    content_ids = [str(c) for c in load_json(body)["index"]]  # parse_index checked it
     streams = [m.group(1) for c in content_ids if (m := _AGENTS_CONTENT_ID.match(c))]
     if not streams:
         raise ArchiveError(
             f"{where}: lists no agent stream (a com.ubuntu.juju:<stream>:agents entry); it "
-            f"lists: {', '.join(sorted(content_ids)) or 'nothing'}"
+            f"lists: {listed(sorted(content_ids)) if content_ids else 'nothing'}"
         )
     return streams
 

@@ -28,6 +28,7 @@ from .archive import (
     scan_archive,
     walk_files,
 )
+from .bounds import TooLargeError, read_file
 from .mirror import (
     Mirror,
     MirrorError,
@@ -281,8 +282,8 @@ def import_resource(
     sha256 = file_sha256(archive_path)
     record = mirror.root / RESOURCE_RECORD
     try:
-        previous = record.read_text().strip()
-    except OSError:
+        previous = read_file(record, 1024).decode("ascii", errors="replace").strip()
+    except (OSError, TooLargeError):
         previous = ""
     if previous == sha256 and not force:
         return ImportResult(source=source, sha256=sha256, already_imported=True)

@@ -17,7 +17,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from .archive import METADATA_PREFIX, is_metadata, newest_first, read_metadata
+from .archive import (
+    MAX_METADATA_BYTES,
+    MAX_METADATA_TOTAL,
+    METADATA_PREFIX,
+    is_metadata,
+    newest_first,
+    read_metadata,
+)
+from .bounds import TooLargeError, read_file
 from .errors import InvalidInputError
 from .mirror import describe_os_error
 from .versions import BinaryVersion
@@ -136,12 +144,28 @@ def make_bundle(
 
 
 def _metadata_files(tools: Path, source: str) -> dict[str, bytes]:
-    """The ``.json``/``.sjson`` files of ``tools/streams/v1``, by archive member name."""
+    """The ``.json``/``.sjson`` files of ``tools/streams/v1``, by archive member name.
+
+    Raises:
+        InvalidInputError: one is larger than an archive may hold (the charm would refuse it).
+    """
     metadata: dict[str, bytes] = {}
+    total = 0
     for path in sorted((tools / METADATA_PREFIX).iterdir()):
         name = _BUNDLE_PREFIX + METADATA_PREFIX + path.name
-        if is_metadata(name) and _regular_file(path, source) >= 0:
-            metadata[name] = path.read_bytes()
+        if not is_metadata(name):
+            continue
+        size = _regular_file(path, source)
+        total += size
+        if size > MAX_METADATA_BYTES or total > MAX_METADATA_TOTAL:
+            raise InvalidInputError(
+                f"{source}: {path} holds {size} bytes; an agent-binaries archive holds at most "
+                f"{MAX_METADATA_BYTES} bytes in one metadata file and {MAX_METADATA_TOTAL} in all"
+            )
+        try:
+            metadata[name] = read_file(path, MAX_METADATA_BYTES)
+        except (OSError, TooLargeError) as exc:
+            raise InvalidInputError(f"{source}: cannot read {path}: {exc}") from None
     return metadata
 
 

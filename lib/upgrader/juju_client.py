@@ -31,7 +31,6 @@ prints: names hold only the characters Juju allows in them.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import selectors
@@ -42,8 +41,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .bounds import MalformedJSONError, listed, load_json, preview, preview_text
 from .errors import UpgraderError
 from .routes import HostedModel
+from .urls import escape_controls
 from .versions import Version, parse, parse_binary, parse_lenient
 
 JUJU_TIMEOUT = 60.0
@@ -175,8 +176,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 def _printable(text: str, limit: int = 200) -> str:
     """Text juju printed, safe to show: control characters escaped, length bounded."""
-    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:limit])
-    return shown + ("..." if len(text) > limit else "")
+    return preview_text(escape_controls(text), limit)
 
 
 def parse_version_output(text: str) -> Version:
@@ -213,9 +213,9 @@ def parse_show_controller(text: str, controller: str | None = None) -> tuple[str
             message quotes any errors juju reported for the controller.
     """
     try:
-        doc = json.loads(text)
-    except ValueError:
-        raise JujuCommandError("`juju show-controller` did not print JSON") from None
+        doc = load_json(text)
+    except MalformedJSONError as exc:
+        raise JujuCommandError(f"`juju show-controller` did not print JSON ({exc})") from None
     if not isinstance(doc, dict) or not doc:
         raise JujuCommandError("`juju show-controller` printed no controller")
     if controller is not None and controller in doc:
@@ -237,13 +237,17 @@ def parse_show_controller(text: str, controller: str | None = None) -> tuple[str
                 return str(name), parse_lenient(value)
             except ValueError:
                 raise JujuCommandError(
-                    f"`juju show-controller` gave controller {name!r} an unreadable {key} "
-                    f"{value!r}"
+                    f"`juju show-controller` gave controller {preview(name)} an unreadable {key} "
+                    f"{preview(value)}"
                 ) from None
     errors = entry.get("errors") if isinstance(entry, dict) else None
-    why = f": {'; '.join(str(e) for e in errors)}" if isinstance(errors, list) and errors else ""
+    if isinstance(errors, list) and errors:
+        texts = [e if isinstance(e, str) else preview(e) for e in errors]
+        why = ": " + listed(texts, separator="; ", chars=500)
+    else:
+        why = ""
     raise JujuCommandError(
-        f"`juju show-controller` reported no agent version for controller {name!r}{why}"
+        f"`juju show-controller` reported no agent version for controller {preview(name)}{why}"
     )
 
 
@@ -327,9 +331,9 @@ class Machines:
 def _load(text: str, command: str) -> Any:
     """Parse a juju command's JSON output, refusing anything that is not JSON."""
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        raise JujuCommandError(f"`{command}` did not print JSON") from None
+        return load_json(text)
+    except MalformedJSONError as exc:
+        raise JujuCommandError(f"`{command}` did not print JSON ({exc})") from None
 
 
 def _name(value: object, pattern: re.Pattern[str], command: str, what: str) -> str:
@@ -349,7 +353,7 @@ def parse_controller_details(text: str, controller: str | None = None) -> Contro
     name, version = parse_show_controller(text, controller)
     command = "juju show-controller"
     _name(name, _NAME, command, "controller name")
-    entry = json.loads(text)[name]
+    entry = _load(text, command)[name]
     details = entry.get("details") if isinstance(entry, dict) else None
     cloud = ""
     if isinstance(details, dict) and details.get("cloud"):

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .bounds import MAX_DOCUMENT_BYTES, MalformedJSONError, TooLargeError, load_json, read_file
 from .errors import InvalidInputError, NotFoundError, StreamError, UpgraderError
 from .files import fsync_directory, replace_file
 from .streams import (
@@ -272,11 +273,13 @@ class Mirror:
     def _read_json_file(self, relative: str) -> bytes | None:
         path = self.tools / relative
         try:
-            return path.read_bytes()
+            return read_file(path, MAX_DOCUMENT_BYTES)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise MirrorError(f"cannot read {path}: {describe_os_error(exc)}") from exc
+        except TooLargeError as exc:
+            raise MirrorError(f"staged metadata {path}: {exc} for a metadata document") from None
 
     def streams(self) -> tuple[str, ...]:
         """The streams listed in ``index2.json``, sorted; empty for a new mirror.
@@ -289,9 +292,9 @@ class Mirror:
             return ()
         where = str(self.tools / INDEX2)
         try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MirrorError(f"staged metadata {where} is not valid JSON ({exc})") from None
+            doc = load_json(body)
+        except MalformedJSONError as exc:
+            raise MirrorError(f"staged metadata {where} is {exc}") from None
         index = doc.get("index") if isinstance(doc, dict) else None
         if not isinstance(index, dict):
             raise MirrorError(f"staged metadata {where} has no 'index' object")
@@ -624,8 +627,8 @@ def _without_updated(body: bytes) -> Any:
         return node
 
     try:
-        return strip(json.loads(body))
-    except (ValueError, UnicodeDecodeError):
+        return strip(load_json(body))  # the depth is bounded: strip's recursion is too
+    except MalformedJSONError:
         return None
 
 

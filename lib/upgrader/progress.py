@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
+from .urls import escape_controls
+
 REDRAW_INTERVAL = 0.1
 """Seconds between two redraws of the terminal display."""
 
@@ -216,7 +218,7 @@ class TransferDisplay:
             if state is None:
                 state = self._active[report.name] = _File(report.size, started=now)
                 if not self._interactive:
-                    self._line(f"downloading {report.name} ({format_size(report.size)})")
+                    self._line(f"downloading {_shown(report.name)} ({format_size(report.size)})")
             state.done, state.rate = report.done, report.rate
             if self._interactive:
                 if now - self._last_draw >= self._redraw_interval:
@@ -252,7 +254,7 @@ class TransferDisplay:
             how = f"{format_size(report.size)} in {seconds:.1f} s, {format_size(report.rate)}/s"
         else:
             how = f"{format_size(report.size)}, already downloaded"
-        message = f"staged {report.name} ({how})"
+        message = f"staged {_shown(report.name)} ({how})"
         if self._interactive:
             self._clear()
             self._stream.write(message + "\n")
@@ -289,7 +291,7 @@ class TransferDisplay:
     def _draw(self, now: float) -> None:
         width = (self._width or terminal_width(self._stream)) - 1
         rows = [
-            (_short_name(name), state.done, state.size, state.rate)
+            (_shown(_short_name(name)), state.done, state.size, state.rate)
             for name, state in self._active.items()
         ]
         if self._active or self._finished:
@@ -304,6 +306,11 @@ class TransferDisplay:
         self._stream.flush()
         self._drawn = len(lines)
         self._last_draw = now
+
+
+def _shown(name: str) -> str:
+    """A file name from the metadata as shown: its control characters escaped."""
+    return escape_controls(name)
 
 
 def _short_name(name: str) -> str:

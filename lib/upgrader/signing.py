@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from upgrader.bounds import preview_text
 from upgrader.errors import InvalidInputError, SignatureError
 
 JUJU_RELEASE_KEY_FINGERPRINT = "4286E8DA42CF6232F215EC37378F62AF6A157DB3"
@@ -574,4 +575,4 @@ def _last_line(stderr: bytes) -> str:
     """
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
     lines = [line for line in lines if line]
-    return lines[-1] if lines else ""
+    return preview_text(lines[-1], 500) if lines else ""

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from .bounds import (
+    MAX_FILE_BYTES,
+    MAX_INDEX_ENTRIES,
+    MAX_ITEMS,
+    MalformedJSONError,
+    listed,
+    load_json,
+    preview,
+    preview_text,
+    size_error,
+)
 from .errors import InvalidInputError, NotFoundError, SignatureError, StreamError
 from .signing import juju_release_key, verify_clearsigned
 from .urls import redact_url
@@ -38,6 +48,9 @@ _PLAIN_PATH = re.compile(rf"{_PLAIN_SEGMENT}(?:/{_PLAIN_SEGMENT})*\Z")
 unreserved characters, none empty or starting with a dot, no escapes. Others get the full check."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ITEM_FIELDS = ("version", "arch", "release", "size", "path", "sha256")
+MAX_FIELDS = 1_000
+"""The most fields one object of a products file may have (an item has about ten): each item
+inherits the fields of the levels above it, so the work grows with fields times items."""
 
 
 def content_id(stream: str) -> str:
@@ -60,9 +73,34 @@ def check_stream_name(stream: str, *, option: str = "stream") -> str:
     return stream
 
 
-def check_stream_url(url: str, *, option: str = "stream-url") -> str:
-    """Validate a stream base URL (http, https or file) and return it without a trailing slash."""
-    parts = urlsplit(url) if isinstance(url, str) else None
+STREAM_URL_FORM = (
+    "an http://, https:// or file:/// URL of the directory holding streams/v1, e.g. "
+    f"{DEFAULT_STREAM_URL}"
+)
+"""The accepted form of a stream URL, as refusals state it."""
+
+
+def check_stream_url(
+    url: str, *, option: str = "stream-url", accepted: str = STREAM_URL_FORM
+) -> str:
+    """Validate a stream base URL (http, https or file) and return it without a trailing slash.
+
+    Refused, with a message naming ``option`` and the accepted form that never shows a login
+    or a query's value: another scheme, no host, white space, a URL that cannot be split (an
+    unclosed ``[`` of an IPv6 address, a port that is no number from 0 to 65535), an ``@``
+    after the host, and a query or fragment (Juju appends ``/streams/v1/...`` to the URL, so
+    a query would end up in the middle of every request path).
+
+    Args:
+        url: the URL as given.
+        option: the option or setting that gave it, for messages.
+        accepted: the accepted form, completing "use ..." in messages.
+    """
+    refused = InvalidInputError(f"invalid {option} {_shown_url(url)}: use {accepted}")
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:  # e.g. "http://[::1": an unclosed IPv6 address
+        raise refused from None
     if (
         parts is None
         or parts.scheme not in ("http", "https", "file")
@@ -70,10 +108,7 @@ def check_stream_url(url: str, *, option: str = "stream-url") -> str:
         or (parts.scheme == "file" and (parts.netloc not in ("", "localhost") or not parts.path))
         or any(c.isspace() for c in url)
     ):
-        raise InvalidInputError(
-            f"invalid {option} {redact_url(url)!r}: use an http://, https:// or file:/// URL "
-            "of the directory holding streams/v1, e.g. https://streams.canonical.com/juju/tools"
-        )
+        raise refused
     if parts.scheme != "file" and "@" in url.partition("//")[2].partition(parts.netloc)[2]:
         # "https://tok/en@host": a login with an unencoded "/" would make "tok" the host
         # name (looked up in DNS) and send nothing to the real one.
@@ -82,7 +117,35 @@ def check_stream_url(url: str, *, option: str = "stream-url") -> str:
             "before the host (https://user:password@host/path) with any '/', '?', '#' or '@' "
             "in it percent-encoded (%2F, %3F, %23, %40), and an '@' in the path as %40"
         )
+    try:
+        valid_host = bool(parts.hostname) or parts.scheme == "file"
+        parts.port  # noqa: B018 - raises ValueError unless a number from 0 to 65535
+    except ValueError:
+        valid_host = False
+    if not valid_host:
+        raise refused
+    if "?" in url or "#" in url:
+        raise InvalidInputError(
+            f"invalid {option} {_shown_url(url)}: a query ('?...') or fragment ('#...') is "
+            "not accepted, since every request appends streams/v1/... to the URL; use "
+            f"{accepted}, with a token in the login if the server needs one "
+            "(https://user:token@host/path, any '?' or '#' in it as %3F or %23)"
+        )
     return url.rstrip("/")
+
+
+def _shown_url(url: object) -> str:
+    """A refused URL as its message quotes it: no login, no query or fragment value, cut short."""
+    if not isinstance(url, str):
+        return preview(url)
+    shown = redact_url(url)
+    # redact_url hid everything up to the last "@": a "?" or "#" after it starts a query or
+    # fragment, whose value may be a token.
+    start = shown.rfind("@") + 1
+    cut = min((i for i in (shown.find("?", start), shown.find("#", start)) if i >= 0), default=-1)
+    if cut >= 0:
+        shown = shown[:cut] + shown[cut] + "***"
+    return preview(shown, 200)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,17 +342,24 @@ class StreamContents:
         for key in ("base-url", "stream", "index-url", "products-url", "unverified-reason"):
             value = data.get(key)
             if not isinstance(value, str) or (not value and key != "unverified-reason"):
-                raise StreamError(f"{where}: {key} must be a non-empty string, got {value!r}")
+                raise StreamError(
+                    f"{where}: {key} must be a non-empty string, got {preview(value)}"
+                )
             text[key] = value
         verified = data.get("verified")
         if not isinstance(verified, bool):
-            raise StreamError(f"{where}: verified must be true or false, got {verified!r}")
+            raise StreamError(f"{where}: verified must be true or false, got {preview(verified)}")
         validators = data.get("validators")
         if not isinstance(validators, dict):
-            raise StreamError(f"{where}: validators must be an object, got {validators!r}")
+            raise StreamError(f"{where}: validators must be an object, got {preview(validators)}")
         tarballs, rows = data.get("tarballs"), data.get("entries")
         if not isinstance(tarballs, list) or not isinstance(rows, list):
             raise StreamError(f"{where}: tarballs and entries must be lists")
+        if max(len(tarballs), len(rows)) > MAX_ITEMS:
+            raise StreamError(
+                f"{where}: holds more than {MAX_ITEMS} tarballs or entries, the most a "
+                "products file may list"
+            )
         entries = _entries_from_rows(_tarballs_from_rows(tarballs, where), rows, where)
         try:
             base_url = check_stream_url(text["base-url"])
@@ -326,14 +396,15 @@ def _tarballs_from_rows(rows: list[Any], where: str) -> list[_Tarball]:
             and type(arch) is str
             and type(path) is str
             and type(size) is int
-            and size >= 0
+            and 0 <= size <= MAX_FILE_BYTES
             and type(sha256) is str
             and _SHA256.match(sha256)
             and type(date) is str
         ):
             raise StreamError(
                 f"{where}: tarball {number} must be [version, arch, path, size, sha256, date] "
-                f"(size a whole number, sha256 64 lowercase hex digits), got {row!r}"
+                f"(size a whole number of bytes up to {MAX_FILE_BYTES}, sha256 64 lowercase hex "
+                f"digits), got {_preview_row(row)}"
             )
         version = versions.get(text)
         if version is None:
@@ -342,7 +413,7 @@ def _tarballs_from_rows(rows: list[Any], where: str) -> list[_Tarball]:
             except InvalidInputError as exc:
                 raise StreamError(f"{where}: tarball {number}: {exc}") from None
         if not arch or "-" in arch:
-            raise StreamError(f"{where}: tarball {number}: arch {arch!r} is not valid")
+            raise StreamError(f"{where}: tarball {number}: arch {preview(arch)} is not valid")
         check_relative_path(path, where=f"{where}: tarball {number}")
         tarballs.append((version, arch, path, size, sha256, date))
     return tarballs
@@ -361,15 +432,24 @@ def _entries_from_rows(tarballs: list[_Tarball], rows: list[Any], where: str) ->
         if not (type(index) is int and 0 <= index < count and type(os_name) is str):
             raise StreamError(
                 f"{where}: entry {number} must be [tarball row number below {count}, os], "
-                f"got {row!r}"
+                f"got {_preview_row(row)}"
             )
         if os_name not in names:
             if not os_name or "-" in os_name:
-                raise StreamError(f"{where}: entry {number}: release {os_name!r} is not valid")
+                raise StreamError(
+                    f"{where}: entry {number}: release {preview(os_name)} is not valid"
+                )
             names.add(os_name)
         version, arch, path, size, sha256, date = tarballs[index]
         entries.append(AgentEntry(BinaryVersion(version, os_name, arch), path, size, sha256, date))
     return entries
+
+
+def _preview_row(row: object) -> str:
+    """A kept row as a message quotes it: its fields, each cut short."""
+    if type(row) is list and len(row) <= 6:
+        return f"[{', '.join(preview(field) for field in row)}]"
+    return preview(row)
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -385,11 +465,11 @@ def check_relative_path(path: object, *, where: str) -> str:
     these when percent-escaped (``%2e%2e/x``, ``%2fetc``), since a web server decodes them.
     """
     if not isinstance(path, str) or not path:
-        raise StreamError(f"{where}: path must be a non-empty string, got {path!r}")
+        raise StreamError(f"{where}: path must be a non-empty string, got {preview(path)}")
     if _PLAIN_PATH.match(path) or not _leaves_base(path):
         return path
     raise StreamError(
-        f"{where}: path {path!r} must be relative to the stream URL and stay below it "
+        f"{where}: path {preview(path)} must be relative to the stream URL and stay below it "
         "(no scheme, host, leading slash, '..', query or percent-escaped separators)"
     )
 
@@ -420,9 +500,9 @@ def _leaves_base(path: str) -> bool:
 
 def _load_json(body: bytes, url: str) -> dict[str, Any]:
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise StreamError(f"{url}: not valid JSON ({exc})") from None
+        doc = load_json(body)
+    except MalformedJSONError as exc:
+        raise StreamError(f"{url}: {exc}") from None
     if not isinstance(doc, dict):
         raise StreamError(f"{url}: expected a JSON object, got {type(doc).__name__}")
     return doc
@@ -430,7 +510,7 @@ def _load_json(body: bytes, url: str) -> dict[str, Any]:
 
 def _check_format(doc: Mapping[str, Any], expected: str, url: str) -> None:
     if doc.get("format") != expected:
-        raise StreamError(f"{url}: format is {doc.get('format')!r}, expected {expected!r}")
+        raise StreamError(f"{url}: format is {preview(doc.get('format'))}, expected {expected!r}")
 
 
 def parse_index(body: bytes, url: str, stream: str) -> str:
@@ -448,29 +528,44 @@ def parse_index(body: bytes, url: str, stream: str) -> str:
     index = doc.get("index")
     if not isinstance(index, dict):
         raise StreamError(f"{url}: 'index' must be an object")
+    if len(index) > MAX_INDEX_ENTRIES:
+        raise StreamError(
+            f"{url}: 'index' lists {len(index)} content ids, more than the {MAX_INDEX_ENTRIES} "
+            "accepted (an agent stream's index lists a few)"
+        )
     cid = content_id(stream)
     entry = index.get(cid)
     if entry is None:
-        ids = ", ".join(sorted(k for k in index if isinstance(k, str))) or "none"
+        ids = listed(sorted(index))
         raise NotFoundError(f"{url}: no content id {cid} (stream {stream!r}); it lists: {ids}")
     if not isinstance(entry, dict):
         raise StreamError(f"{url}: entry {cid} must be an object")
     if entry.get("datatype") != DATATYPE:
         raise StreamError(
-            f"{url}: entry {cid} has datatype {entry.get('datatype')!r}, expected {DATATYPE!r}"
+            f"{url}: entry {cid} has datatype {preview(entry.get('datatype'))}, "
+            f"expected {DATATYPE!r}"
         )
     if entry.get("format") not in (None, PRODUCTS_FORMAT):
-        raise StreamError(f"{url}: entry {cid} has format {entry.get('format')!r}")
+        raise StreamError(f"{url}: entry {cid} has format {preview(entry.get('format'))}")
     return check_relative_path(entry.get("path"), where=f"{url}: entry {cid}")
 
 
-def _scalars(node: Mapping[str, Any]) -> dict[str, Any]:
+def _scalars(node: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The fields of one level that its children inherit: everything but objects and lists.
 
     (python-simplestreams inherits every string field; we pass down numbers too, so that a
     malformed size is reported as such rather than as missing.)
     """
+    _check_fields(node, where)
     return {k: v for k, v in node.items() if not isinstance(v, (dict, list))}
+
+
+def _check_fields(node: Mapping[str, Any], where: str) -> None:
+    if len(node) > MAX_FIELDS:
+        raise StreamError(
+            f"{where} has {len(node)} fields, more than the {MAX_FIELDS} accepted for one "
+            "object (an item has about ten)"
+        )
 
 
 def _children(node: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -492,15 +587,16 @@ class _ItemReader:
         if missing:
             raise StreamError(f"{where}: missing {', '.join(missing)}")
         size = flat["size"]
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise StreamError(f"{where}: size must be a non-negative integer, got {size!r}")
+        refused = size_error(size)
+        if refused:
+            raise StreamError(f"{where}: {refused}")
         sha256 = flat["sha256"]
         if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
-            raise StreamError(f"{where}: sha256 must be 64 hex digits, got {sha256!r}")
+            raise StreamError(f"{where}: sha256 must be 64 hex digits, got {preview(sha256)}")
         for key in ("version", "arch", "release"):
             value = flat[key]
             if not isinstance(value, str) or not value or "-" in value and key != "version":
-                raise StreamError(f"{where}: {key} {value!r} is not valid")
+                raise StreamError(f"{where}: {key} {preview(value)} is not valid")
         text = flat["version"]
         number = self._versions.get(text)
         if number is None:
@@ -535,33 +631,53 @@ def parse_products(body: bytes, url: str, stream: str) -> list[AgentEntry]:
     _check_format(doc, PRODUCTS_FORMAT, url)
     cid = doc.get("content_id")
     if cid is not None and cid != content_id(stream):
-        raise StreamError(f"{url}: content_id is {cid!r}, expected {content_id(stream)!r}")
-    top = _scalars(doc)
+        raise StreamError(f"{url}: content_id is {preview(cid)}, expected {content_id(stream)!r}")
     reader = _ItemReader()
     found: dict[tuple[Version, str, str], AgentEntry] = {}
-    for pname, product in _children(doc, "products", url).items():
-        where_p = f"{url}: product {pname}"
-        if not isinstance(product, dict):
-            raise StreamError(f"{where_p} must be an object")
-        pflat = {**top, **_defaults_from_product_id(pname), **_scalars(product)}
-        for date, ventry in _children(product, "versions", where_p).items():
-            where_v = f"{where_p} version {date}"
-            if not isinstance(ventry, dict):
-                raise StreamError(f"{where_v} must be an object")
-            vflat = {**pflat, **_scalars(ventry)}
-            for iname, item in _children(ventry, "items", where_v).items():
-                where_i = f"{where_v} item {iname}"
-                if not isinstance(item, dict):
-                    raise StreamError(f"{where_i} must be an object")
-                flat = {**vflat, **item}  # an item has no children: keep every field
-                if flat.get("ftype", "tar.gz") != "tar.gz":
-                    continue
-                entry = reader.entry(flat, where_i, str(date))
-                key = (entry.version, entry.os, entry.arch)
-                if key not in found or found[key].date < entry.date:
-                    found[key] = entry
+    for flat, where, date in _flattened_items(doc, url):
+        if flat.get("ftype", "tar.gz") != "tar.gz":
+            continue
+        entry = reader.entry(flat, where, date)
+        key = (entry.version, entry.os, entry.arch)
+        if key not in found or found[key].date < entry.date:
+            found[key] = entry
     rank = {version: n for n, version in enumerate(sorted({e.version for e in found.values()}))}
     return sorted(found.values(), key=lambda e: (rank[e.version], e.os, e.arch), reverse=True)
+
+
+def _flattened_items(
+    doc: Mapping[str, Any], url: str
+) -> Iterator[tuple[dict[str, Any], str, str]]:
+    """Every item of a products document with the fields it inherits, where it is, its date.
+
+    Raises:
+        StreamError: a malformed level, more than :data:`MAX_ITEMS` items, or more than
+            :data:`MAX_FIELDS` fields on one object.
+    """
+    top = _scalars(doc, url)
+    items = 0
+    for pname, product in _children(doc, "products", url).items():
+        where_p = f"{url}: product {preview_text(pname)}"
+        if not isinstance(product, dict):
+            raise StreamError(f"{where_p} must be an object")
+        pflat = {**top, **_defaults_from_product_id(pname), **_scalars(product, where_p)}
+        for date, ventry in _children(product, "versions", where_p).items():
+            where_v = f"{where_p} version {preview_text(date)}"
+            if not isinstance(ventry, dict):
+                raise StreamError(f"{where_v} must be an object")
+            vflat = {**pflat, **_scalars(ventry, where_v)}
+            for iname, item in _children(ventry, "items", where_v).items():
+                where_i = f"{where_v} item {preview_text(iname)}"
+                items += 1
+                if items > MAX_ITEMS:
+                    raise StreamError(
+                        f"{url}: lists more than {MAX_ITEMS} items (the official agent stream "
+                        "lists under 1,500)"
+                    )
+                if not isinstance(item, dict):
+                    raise StreamError(f"{where_i} must be an object")
+                _check_fields(item, where_i)
+                yield {**vflat, **item}, where_i, str(date)  # an item has no children
 
 
 def _defaults_from_product_id(pname: str) -> dict[str, str]:

@@ -23,6 +23,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .bounds import (
+    MAX_JOB_FILE_BYTES,
+    MAX_STATUS_FILE_BYTES,
+    MalformedJSONError,
+    TooLargeError,
+    load_json,
+    preview,
+    read_file,
+)
 from .config import CharmConfig, check_os, parse_architectures
 from .errors import InvalidInputError, UpgraderError
 from .fetch import Fetcher, FetchSettings
@@ -39,7 +48,7 @@ from .streams import (
 )
 from .sync import Progress, SyncRequest, check_parallel, sync
 from .upstream import read_upstream
-from .urls import redact_text, redact_url
+from .urls import for_display, redact_url
 from .versions import parse
 
 logger = logging.getLogger(__name__)
@@ -100,7 +109,7 @@ class JobSpec:
     def __post_init__(self) -> None:
         """Check every field, so a bad job file fails with a message, not a traceback."""
         if not isinstance(self.root, str) or not Path(self.root).is_absolute():
-            raise InvalidInputError(f"invalid root {self.root!r}: use an absolute path")
+            raise InvalidInputError(f"invalid root {preview(self.root)}: use an absolute path")
         check_stream_url(self.stream_url)
         check_stream_name(self.stream)
         check_os(self.os_name, option="os_name")
@@ -113,7 +122,7 @@ class JobSpec:
             )
         check_parallel(self.parallel)
         if not isinstance(self.fetch, Mapping):
-            raise InvalidInputError(f"invalid fetch {self.fetch!r}: use an object")
+            raise InvalidInputError(f"invalid fetch {preview(self.fetch)}: use an object")
         self.fetch_settings()  # validates the fetch fields
 
     def fetch_settings(self) -> FetchSettings:
@@ -150,9 +159,9 @@ class JobSpec:
             InvalidInputError: not a JSON object of the job's fields, naming ``where``.
         """
         try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise InvalidInputError(f"{where} is not valid JSON ({exc})") from None
+            doc = load_json(text)
+        except MalformedJSONError as exc:
+            raise InvalidInputError(f"{where} is {exc}") from None
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(doc, dict) or not set(doc) <= names or "root" not in doc:
             keys = ", ".join(sorted(names))
@@ -251,9 +260,9 @@ def read_status(root: Path) -> JobStatus | None:
     also reads as None: the charm shows the status in every hook, where it must not raise.
     """
     try:
-        doc = json.loads((root / STATUS_FILE).read_text())
+        doc = load_json(read_file(root / STATUS_FILE, MAX_STATUS_FILE_BYTES))
         status = JobStatus(**doc) if isinstance(doc, dict) else None
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError):  # MalformedJSONError and TooLargeError too
         return None
     if status is None or status.state not in (RUNNING, DONE, FAILED):
         return None
@@ -308,9 +317,10 @@ class _StatusWriter:
         with self.lock:
             self.status = status
             self.written = time.monotonic()
-            # The unit status shows it: the credentials of the source URL are hidden.
+            # The unit status shows it: the credentials of the source URL are hidden, and the
+            # message (often an error quoting a server) is shown as for_display shows it.
             shown = dataclasses.replace(
-                status, source=redact_url(status.source), message=redact_text(status.message)
+                status, source=redact_url(status.source), message=for_display(status.message)
             )
             _write_private(self.path, json.dumps(dataclasses.asdict(shown)), what="the status")
 
@@ -346,7 +356,7 @@ def read_source(spec: JobSpec, mirror: Mirror, fetcher: Fetcher) -> StreamConten
         return read_stream(spec.stream_url, spec.stream, fetcher, trust=trust)
     trust = TrustPolicy(keys=spec.signing_keys or None, verify_signatures=spec.verify_signatures)
     read = read_upstream(mirror, spec.stream_url, spec.stream, fetcher, trust=trust)
-    logger.info("%s", redact_text(read.note))
+    logger.info("%s", for_display(read.note))
     return read.contents
 
 
@@ -625,14 +635,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     path = Path(args[0])
     try:
-        spec = JobSpec.from_json(path.read_text(), where=str(path))
-    except (OSError, InvalidInputError) as exc:
-        print(redact_text(f"upgrader sync job: cannot read {path}: {exc}"), file=sys.stderr)
+        text = read_file(path, MAX_JOB_FILE_BYTES).decode("utf-8", errors="replace")
+        spec = JobSpec.from_json(text, where=str(path))
+    except (OSError, InvalidInputError, TooLargeError) as exc:
+        print(for_display(f"upgrader sync job: cannot read {path}: {exc}"), file=sys.stderr)
         return 2
     status = run(spec)
     # The journal keeps this line: the credentials of the source URL are hidden.
     print(
-        redact_text(f"upgrader sync job: {status.describe()}; {status.message}"), file=sys.stderr
+        for_display(f"upgrader sync job: {status.describe()}; {status.message}"), file=sys.stderr
     )
     return 0 if status.state == DONE else 1
 

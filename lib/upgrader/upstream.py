@@ -15,6 +15,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .bounds import (
+    MAX_DOCUMENT_BYTES,
+    MalformedJSONError,
+    TooLargeError,
+    load_json,
+    preview,
+    preview_text,
+    read_file,
+)
 from .errors import StreamError
 from .mirror import Mirror, MirrorError, write_atomic
 from .streams import (
@@ -157,8 +166,10 @@ def keep_upstream(mirror: Mirror, read: UpstreamRead) -> UpstreamRead:
 
 def _reuse_note(kept: StreamContents, record: dict[str, Any]) -> str:
     """Say that the kept metadata is used, and since when."""
+    saved = record.get("saved")
     return (
-        f"upstream metadata unchanged since it was verified on {record.get('saved', '?')} "
+        f"upstream metadata unchanged since it was verified on "
+        f"{preview_text(saved, 40) if isinstance(saved, str) else '?'} "
         f"(one conditional request for {kept.index_url}); using the {len(kept.entries)} "
         "entries kept then"
     )
@@ -167,19 +178,20 @@ def _reuse_note(kept: StreamContents, record: dict[str, Any]) -> str:
 def _load(path: Path) -> tuple[dict[str, Any] | None, str]:
     """The record at ``path`` as JSON data, or None and why not."""
     try:
-        with open(path, "rb") as stream:
-            body = stream.read()
+        body = read_file(path, MAX_DOCUMENT_BYTES)
     except FileNotFoundError:
         return None, "no upstream metadata kept yet"
     except OSError as exc:
         return None, _unusable(path, f"cannot read it: {exc.strerror or exc}")
+    except TooLargeError as exc:
+        return None, _unusable(path, str(exc))
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, _unusable(path, f"not valid JSON ({exc})")
+        data = load_json(body)
+    except MalformedJSONError as exc:
+        return None, _unusable(path, str(exc))
     if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        return None, _unusable(path, f"format {found!r}, expected {RECORD_FORMAT!r}")
+        found = preview(data.get("format")) if isinstance(data, dict) else type(data).__name__
+        return None, _unusable(path, f"format {found}, expected {RECORD_FORMAT!r}")
     return data, ""
 
 
@@ -194,7 +206,7 @@ def _usable(
     if record.get("source") != base_url:
         return None, "the stream URL is not the one the kept metadata was read from"
     if record.get("stream") != stream:
-        return None, _unusable(path, f"it is for stream {record.get('stream')!r}")
+        return None, _unusable(path, f"it is for stream {preview(record.get('stream'))}")
     if record.get("trust") != wanted:
         return None, "the signature settings (keys or verify-signatures) changed"
     try:

@@ -1,4 +1,4 @@
-"""Hiding the credentials of URLs wherever they are shown.
+r"""Hiding the credentials of URLs wherever they are shown; making outside text safe to show.
 
 A ``stream-url`` may carry credentials (``https://user:token@host/path``, or a token alone as
 ``https://token@host/path``); the fetcher sends them as HTTP Basic auth, so the real URL is
@@ -17,21 +17,42 @@ cost of hiding part of a URL that has an ``@`` in its path (rare in agent stream
 text up to an ``@`` that follows a URL without a space, when none of it is secret.
 :func:`redact_url`, given one URL, hides everything up to its last ``@`` (a password may even
 hold a space there).
+
+Messages also quote text that servers, documents, archives and the ``juju`` command control
+(HTTP reason phrases, content ids, versions, names). :func:`for_display` is what every text
+shown to a person goes through (the CLI's output, and the charm's statuses, action results
+and failures, and logs): credentials hidden, then control characters escaped
+(:func:`escape_controls`: ESC shows as ``\x1b``, so no terminal obeys an escape sequence and
+no line is overwritten or forged), then a one-line text cut to :data:`MAX_LINE_CHARS`.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping
+
+from .bounds import preview_text
 
 HIDDEN = "***"
 """What replaces a password (or a token given as the user name)."""
 
-# A scheme, then the user information: the longest run without whitespace, up to its last
-# "@" (the regex backtracks to it). Quotes and backslashes do not end it: a password may hold
-# them, and hiding too much is better than showing a part of a secret.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>\S*)@")
-_ONE_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>.*)@", re.DOTALL)
+MAX_LINE_CHARS = 2000
+"""The longest one-line text shown (a status, a failure, a log line, a CLI note or error)."""
+
+# C0 and C1 controls and DEL, the line and paragraph separators, and the bidirectional
+# formatting characters (which reorder what a terminal shows: "Trojan source").
+_UNSAFE = "\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE_IN_LINE = re.compile(f"[\n{_UNSAFE}]")
+_UNSAFE_IN_LINES = re.compile(f"[{_UNSAFE}]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+# In a message, a URL's user information runs from its scheme's "://" to the last "@" of the
+# run of non-space characters holding it. Quotes and backslashes do not end it: a password may
+# hold them, and hiding too much is better than showing a part of a secret.
+_RUN = re.compile(r"\S+")
+_LETTERS = frozenset(string.ascii_letters)
+_SCHEME_CHARS = _LETTERS | frozenset(string.digits + "+.-")
 
 
 def redact_url(url: str) -> str:
@@ -47,12 +68,16 @@ def redact_url(url: str) -> str:
         ``https://user:***@host/path`` for ``https://user:secret@host/path``,
         ``https://***@host/path`` for ``https://token@host/path``.
     """
-    return _ONE_URL.sub(_hide, url, count=1)
+    return _redact_run(url)
 
 
 def redact_text(text: str) -> str:
-    """A message with the credentials of every URL it quotes hidden (see :func:`redact_url`)."""
-    return _USERINFO.sub(_hide, text)
+    """A message with the credentials of every URL it quotes hidden (see :func:`redact_url`).
+
+    The time taken grows in proportion to the text, whatever it holds (a server may put
+    anything in a reason phrase that a message quotes).
+    """
+    return _RUN.sub(lambda run: _redact_run(run[0]), text)
 
 
 def redact_values(values: Mapping[str, str]) -> dict[str, str]:
@@ -60,10 +85,66 @@ def redact_values(values: Mapping[str, str]) -> dict[str, str]:
     return {key: redact_text(value) for key, value in values.items()}
 
 
-def _hide(match: re.Match[str]) -> str:
-    userinfo = match["userinfo"]
-    if not userinfo:
-        return match[0]
-    user, colon, _ = userinfo.partition(":")
-    hidden = f"{user}:{HIDDEN}" if colon else HIDDEN
-    return f"{match['scheme']}{hidden}@"
+def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
+    r"""``text`` with every control character written as an escape (ESC as ``\x1b``).
+
+    Escaped: C0 and C1 controls, DEL, the Unicode line and paragraph separators and the
+    bidirectional formatting characters; newlines too unless ``keep_newlines``.
+    """
+    pattern = _UNSAFE_IN_LINES if keep_newlines else _UNSAFE_IN_LINE
+    return pattern.sub(_escape, text)
+
+
+def for_display(text: str, *, multiline: bool = False, limit: int | None = None) -> str:
+    """Text as it may be shown to a person, in the charm and the CLI.
+
+    Every status, action result and failure, log line and printed text goes through it.
+
+    Credentials of quoted URLs are hidden (:func:`redact_text`), control characters escaped
+    (:func:`escape_controls`; a multi-line text keeps its newlines), and a one-line text is cut
+    to :data:`MAX_LINE_CHARS` characters (or ``limit``), saying how many more there were.
+    """
+    shown = escape_controls(redact_text(text), keep_newlines=multiline)
+    if limit is None and not multiline:
+        limit = MAX_LINE_CHARS
+    return shown if limit is None else preview_text(shown, limit)
+
+
+def display_values(values: Mapping[str, str]) -> dict[str, str]:
+    """Action results as they may be shown: :func:`for_display` of each value, newlines kept."""
+    return {key: for_display(value, multiline=True) for key, value in values.items()}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match[0]
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _redact_run(run: str) -> str:
+    """``run`` with the user information of its first URL hidden, up to its last ``@``.
+
+    The first URL is the first ``scheme://`` (a letter, then letters, digits, ``+``, ``.``
+    or ``-``) before that ``@``. Each character is looked at a bounded number of times, where
+    a regular expression backtracking to the last ``@`` would take quadratic time.
+    """
+    at = run.rfind("@")
+    separator = run.find("://")
+    while 0 <= separator and separator + 3 <= at:
+        start = separator
+        while start > 0 and run[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        while start < separator and run[start] not in _LETTERS:
+            start += 1  # a scheme starts with a letter
+        if start < separator:
+            userinfo = run[separator + 3 : at]
+            if not userinfo:
+                return run
+            user, colon, _ = userinfo.partition(":")
+            hidden = f"{user}:{HIDDEN}" if colon else HIDDEN
+            return f"{run[: separator + 3]}{hidden}{run[at:]}"
+        separator = run.find("://", separator + 1)
+    return run

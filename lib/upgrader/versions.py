@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import re
 
+from .bounds import preview
 from .errors import InvalidInputError
 
 _NUM = r"([0-9]{1,9})"  # ASCII digits only: \d would accept other scripts' digits
@@ -93,7 +94,7 @@ def parse(text: str) -> Version:
     """
     match = _STRICT.match(text) if isinstance(text, str) else None
     if not match:
-        raise InvalidInputError(f"invalid version {text!r}: use {STRICT_FORMS}")
+        raise InvalidInputError(f"invalid version {preview(text)}: use {STRICT_FORMS}")
     major, minor, patch, tag, tag_patch, build = match.groups()
     return Version(
         major=_int(major),
@@ -118,7 +119,7 @@ def parse_lenient(text: str) -> Version:
     try:
         return parse(text)
     except InvalidInputError:
-        raise InvalidInputError(f"invalid version {text!r}: use {LENIENT_FORMS}") from None
+        raise InvalidInputError(f"invalid version {preview(text)}: use {LENIENT_FORMS}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +151,8 @@ def parse_major_minor(text: str) -> SeriesFilter:
     if isinstance(text, str) and (full := re.match(r"([0-9]{1,9}\.[0-9]{1,9})[.-]", text)):
         hint = f" (use {full.group(1)}, not {text})"
     raise InvalidInputError(
-        f"invalid major.minor version {text!r}: give a major or major.minor such as 3 or 3.6{hint}"
+        f"invalid major.minor version {preview(text)}: give a major or major.minor such as 3 "
+        f"or 3.6{hint}"
     )
 
 
@@ -183,5 +185,6 @@ def parse_binary(text: str) -> BinaryVersion:
         return BinaryVersion(parse(match.group(1)), match.group(2), match.group(3))
     except InvalidInputError:
         raise InvalidInputError(
-            f"invalid binary version {text!r}: use <version>-<os>-<arch>, e.g. 3.6.12-ubuntu-amd64"
+            f"invalid binary version {preview(text)}: use <version>-<os>-<arch>, e.g. "
+            "3.6.12-ubuntu-amd64"
         ) from None

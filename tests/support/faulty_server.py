@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 FaultKind = Literal[
-    "status",  # answer with `status` and no body
+    "status",  # answer with `status` (and `reason`, if given) and no body
     "truncate",  # announce the full length, send the body up to `at`, close (IncompleteRead)
     "short",  # announce no length, send the body up to `at`, close (looks complete)
     "length",  # announce `length` bytes as Content-Length, send the real body
@@ -54,6 +54,7 @@ class Fault:
     delay: float = 5.0
     rate: int = 1024 * 1024
     times: int | None = None
+    reason: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +169,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         fault = self.faulty.take_fault(path) or Fault("slow", rate=0)
         if fault.kind == "status":
-            self._status(path, ranged, fault.status)
+            self._status(path, ranged, fault.status, fault.reason)
             return
         size = target.stat().st_size
         match = _RANGE.match(ranged or "")
@@ -179,9 +180,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._headers(path, ranged, start, size, fault)
         self._body(target, start, size, fault)
 
-    def _status(self, path: str, ranged: str | None, status: int) -> None:
+    def _status(
+        self, path: str, ranged: str | None, status: int, reason: str | None = None
+    ) -> None:
         self.faulty.log(Request(path, ranged, status, self.headers.get("Authorization")))
-        self.send_response(status)
+        self.send_response(status, reason)
         self.send_header("Content-Length", "0")
         self.end_headers()
 

@@ -10,11 +10,13 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -248,6 +250,20 @@ def test_bundle_of_a_directory_without_metadata_names_the_accepted_form(tmp_path
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidInputError, match=r"no agent metadata found.*--local-dir"):
         make_bundle(tmp_path / "empty", tmp_path / "agents.tar.gz")
+    assert not (tmp_path / "agents.tar.gz").exists()
+
+
+def test_bundle_refuses_metadata_larger_than_an_archive_may_hold(tmp_path: Path) -> None:
+    """The charm refuses a metadata file over 32 MiB: so does bundle, without reading it."""
+    src = local_dir(tmp_path / "src")
+    with open(src / "tools/streams/v1/index.json", "wb") as big:
+        big.truncate(archive.MAX_METADATA_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(InvalidInputError) as caught:
+        make_bundle(src, tmp_path / "agents.tar.gz")
+    assert str(caught.value).endswith(
+        "index.json holds 33554433 bytes; an agent-binaries archive holds at most 33554432 "
+        "bytes in one metadata file and 134217728 in all"
+    )
     assert not (tmp_path / "agents.tar.gz").exists()
 
 
@@ -650,9 +666,10 @@ DAMAGED_TAR = "not a tar archive inside the gzip data|the tar data is damaged or
     [
         # tarfile's own parsers raise ValueError (not TarError) on these crafted headers.
         ({"GNU.sparse.map": "x,y", "GNU.sparse.size": "10"}, DAMAGED_TAR),
+        # Refused before tarfile reads the map (of any length) from the member's data.
         (
             {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.realsize": "5"},
-            DAMAGED_TAR,
+            "is a sparse file",
         ),
         ({"size": "-5"}, "declares a negative size"),
     ],
@@ -684,6 +701,258 @@ def test_crafted_pax_header_is_refused_not_a_traceback(
         import_bundle(archive, mirror)
     assert "crafted.tar.gz" in str(caught.value)
     assert_unchanged(mirror, before)
+
+
+# Extended headers: tarfile reads each whole into memory, so their size is checked first.
+
+# The child imports an archive and prints the error, if any; os.wait4 gives its peak RSS.
+IMPORT_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from upgrader.archive_import import import_bundle
+    from upgrader.errors import UpgraderError
+    from upgrader.mirror import Mirror
+    try:
+        import_bundle(sys.argv[1], Mirror(sys.argv[2]))
+    except UpgraderError as exc:
+        print(json.dumps(str(exc)))
+    else:
+        print(json.dumps(None))
+    """
+)
+MEMORY_BOUND = 200 * 1024 * 1024
+"""Peak RSS allowed to an import child: well below the 1 GiB the hostile headers claim."""
+
+
+def import_in_child(archive: Path, mirror: Mirror, *, timeout: float = 60) -> tuple[str, int]:
+    """Import ``archive`` in a child process; return its error message and peak RSS in bytes.
+
+    The child is killed after ``timeout`` seconds (the test then fails).
+    """
+    out = archive.with_suffix(".out")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
+    with open(out, "wb") as stdout:
+        child = subprocess.Popen(
+            [sys.executable, "-c", IMPORT_CHILD, str(archive), str(mirror.root)],
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            child.kill()
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(status)
+            pytest.fail(f"the import did not finish within {timeout} s")
+        time.sleep(0.02)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    output = out.read_text()
+    assert child.returncode == 0, output
+    message = json.loads(output.splitlines()[-1])
+    assert message is not None, "the archive was imported"
+    return message, usage.ru_maxrss * 1024  # kilobytes on Linux
+
+
+def gzip_repeated(data: bytes, times: int) -> bytes:
+    """``data`` repeated ``times`` times, as concatenated gzip members (small on disk)."""
+    return gzip.compress(data, mtime=0) * times
+
+
+def tar_stream(members: Members) -> bytes:
+    """The members as tar data, without the end-of-archive blocks."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(dataclasses_copy(info), io.BytesIO(data) if data is not None else None)
+        body = raw.getvalue()
+    return body.rstrip(b"\0") + b"\0" * (-len(body.rstrip(b"\0")) % tarfile.BLOCKSIZE)
+
+
+def header(name: str, kind: bytes, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.size = size
+    return info.tobuf(tarfile.USTAR_FORMAT)
+
+
+def archive_with(
+    path: Path, good_members: Members, hostile: bytes, body: bytes = b"", times: int = 0
+) -> Path:
+    """The good archive's members, then ``hostile`` and ``body`` repeated ``times`` times (as
+    gzip members: 1 GiB of it takes 1 MB), then a small member and the end of the archive."""
+    tail = tar_stream([(file_info("tools/after"), b"after")]) + b"\0" * 2 * tarfile.BLOCKSIZE
+    path.write_bytes(
+        gzip.compress(tar_stream(good_members) + hostile, mtime=0)
+        + gzip_repeated(body, times)
+        + gzip.compress(tail, mtime=0)
+    )
+    return path
+
+
+GIB = 1024 * 1024 * 1024
+ZEROS = b"\0" * (1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "message"),
+    [
+        (
+            tarfile.XHDTYPE,
+            "PaxHeaders/x",
+            r"a pax extended header at byte \d+ declares 1073741824",
+        ),
+        (tarfile.XGLTYPE, "GlobalHead", r"a pax global header at byte \d+ brings global headers"),
+        (tarfile.GNUTYPE_LONGNAME, "././@LongLink", r"a GNU long name at byte \d+ declares"),
+        (tarfile.GNUTYPE_LONGLINK, "././@LongLink", r"a GNU long link name at byte \d+ declares"),
+    ],
+    ids=["pax", "pax-global", "gnu-long-name", "gnu-long-link"],
+)
+def test_extended_header_of_a_gigabyte_is_refused_before_it_is_read(
+    tmp_path: Path, good_members: Members, mirror: Mirror, kind: bytes, name: str, message: str
+) -> None:
+    archive = archive_with(
+        tmp_path / "claims.tar.gz", good_members, header(name, kind, GIB), ZEROS, 1024
+    )
+    assert archive.stat().st_size < 2 * 1024 * 1024  # a 1 MB resource claiming 1 GiB
+    before = snapshot(mirror)
+    error, peak = import_in_child(archive, mirror)
+    assert re.search(message, error), error
+    assert error.startswith("claims.tar.gz: ")
+    assert "more than the 1048576 accepted" in error and "refusing the whole archive" in error
+    assert peak < MEMORY_BOUND, f"peak RSS {peak} bytes"
+    assert_unchanged(mirror, before)
+
+
+def pax_record(key: bytes, value: bytes) -> bytes:
+    """One ``LENGTH KEY=VALUE`` record, its length counting its own digits."""
+    body = b" %s=%s\n" % (key, value)
+    length = len(body) + 1
+    while len(b"%d" % length) + len(body) != length:
+        length += 1
+    return b"%d%s" % (length, body)
+
+
+def test_global_headers_are_bounded_in_total(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    """Global pax headers accumulate in memory: each is small, their total is bounded too."""
+    record = pax_record(b"comment", b"x" * (128 * 1024))
+    glob = header("GlobalHead", tarfile.XGLTYPE, len(record)) + record
+    glob += b"\0" * (-len(glob) % tarfile.BLOCKSIZE)
+    archive = archive_with(tmp_path / "globals.tar.gz", good_members, b"", glob, 10)
+    before = snapshot(mirror)
+    with pytest.raises(ArchiveError, match=r"a pax global header at byte \d+ brings global"):
+        import_bundle(archive, mirror)
+    assert_unchanged(mirror, before)
+
+
+def test_long_chain_of_extended_headers_is_refused_not_a_recursion_error(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    """tarfile reads the header after an extended one in a nested call."""
+    link = header("././@LongLink", tarfile.GNUTYPE_LONGNAME, 10) + b"long-name\0".ljust(512, b"\0")
+    archive = archive_with(tmp_path / "chain.tar.gz", good_members, b"", link, 5000)
+    before = snapshot(mirror)
+    with pytest.raises(ArchiveError, match=r"more than 16 extended headers in a row at byte"):
+        import_bundle(archive, mirror)
+    assert_unchanged(mirror, before)
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        # tarfile's record pattern would rescan to the "=" at the end for every "1 ".
+        (b"4 " + b"1 " * 400_000 + b"=\n", r"record at offset 0 is not LENGTH KEY=VALUE"),
+        # Its hdrcharset pattern would backtrack over the digits from each of them.
+        (b"800000 comment=" + b"1" * 799_984 + b"\n", r"a run of more than 64 digits"),
+    ],
+    ids=["records", "digits"],
+)
+def test_pax_records_that_tarfile_parses_in_quadratic_time_are_refused(
+    tmp_path: Path, good_members: Members, mirror: Mirror, records: bytes, message: str
+) -> None:
+    pax = header("PaxHeaders/x", tarfile.XHDTYPE, len(records)) + records
+    pax += b"\0" * (-len(pax) % tarfile.BLOCKSIZE)
+    archive = archive_with(tmp_path / "slow.tar.gz", good_members, pax)
+    before = snapshot(mirror)
+    error, _ = import_in_child(archive, mirror, timeout=30)  # minutes for tarfile alone
+    assert re.search(rf"a pax extended header at byte \d+ is malformed \({message}\)", error)
+    assert_unchanged(mirror, before)
+
+
+def test_old_gnu_sparse_member_is_refused_before_its_map_is_read(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    """An old GNU sparse header may chain extension blocks for ever; none is read."""
+    sparse = bytearray(header("tools/sparse", tarfile.GNUTYPE_SPARSE, 0))
+    sparse[482] = 1  # isextended: more sparse entries follow in the next block
+    sparse[148:156] = b" " * 8
+    sparse[148:156] = b"%06o\0 " % sum(sparse)  # the header checksum
+    block = bytearray(b"\0" * 512)
+    for n in range(21):
+        block[n * 24 : n * 24 + 24] = b"%011o\0%011o\0" % (n + 1, 1)
+    block[504] = 1  # and more after this one
+    archive = archive_with(
+        tmp_path / "sparse.tar.gz", good_members, bytes(sparse), bytes(block) * 2048, 64
+    )
+    before = snapshot(mirror)
+    error, peak = import_in_child(archive, mirror)
+    assert "member 'tools/sparse' is a sparse file; refusing the whole archive" in error
+    assert peak < MEMORY_BOUND, f"peak RSS {peak} bytes"
+    assert_unchanged(mirror, before)
+
+
+def test_extended_headers_as_tar_writes_them_are_accepted(tmp_path: Path, mirror: Mirror) -> None:
+    """Long and non-ASCII names, fractional times: pax headers Python's tarfile writes."""
+    src = local_dir(tmp_path / "src")
+    deep = src / "tools" / ("d" * 60) / ("é" * 60)
+    deep.mkdir(parents=True)
+    (deep / ("f" * 90)).write_bytes(b"unlisted")
+    archive = tmp_path / "agents.tar.gz"
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(src / "tools", arcname="tools")
+    assert any(len(n) > 100 for n in member_names(archive))
+    result = import_bundle(archive, mirror)
+    assert len(result.imported) == 3
+    assert result.skipped == (f"tools/{'d' * 60}/{'é' * 60}/{'f' * 90}",)
+
+
+@pytest.mark.needs_system
+@pytest.mark.parametrize("fmt", ["pax", "gnu"])
+def test_extended_headers_from_gnu_tar_are_accepted(
+    tmp_path: Path, mirror: Mirror, fmt: str
+) -> None:
+    """GNU tar writes a pax header (pax) or a GNU long name (gnu) for a path over 100 bytes."""
+    if shutil.which("tar") is None:
+        if os.environ.get("UPGRADER_CI") == "1":
+            pytest.fail("tar is not installed")
+        pytest.skip("tar is not installed")
+    src = local_dir(tmp_path / "src")
+    long_name = f"tools/{'d' * 80}/{'f' * 80}"
+    (src / long_name).parent.mkdir(parents=True)
+    (src / long_name).write_bytes(b"unlisted")
+    archive = tmp_path / "agents.tar.gz"
+    subprocess.run(
+        ["tar", f"--format={fmt}", "-czf", str(archive), "-C", str(src), "tools"], check=True
+    )
+    result = import_bundle(archive, mirror)
+    assert len(result.imported) == 3
+    assert result.skipped == (long_name,)
+
+
+def test_pax_record_check_accepts_what_tarfile_writes_and_refuses_the_rest() -> None:
+    info = tarfile.TarInfo("x" * 300)
+    info.pax_headers = {"comment": "a=b\nc", "mtime": "1700000000.123456789"}
+    written = info.tobuf(tarfile.PAX_FORMAT)
+    size = tarfile.TarInfo.frombuf(written[:512], "utf-8", "strict").size
+    assert archive._pax_problem(written[512 : 512 + size]) is None
+    assert archive._pax_problem(b"") is None
+    for bad in (b"5 a=\n5 b", b"0 =\n", b"7 a=b\n", b"4 =b\n", b"x", b"99999999 a=b\n"):
+        assert archive._pax_problem(bad) is not None, bad
 
 
 def test_unreadable_archive_names_it(tmp_path: Path, mirror: Mirror) -> None:
@@ -750,6 +1019,54 @@ def test_malformed_metadata_is_refused(
     )
     before = snapshot(mirror)
     with pytest.raises(ArchiveError, match=message):
+        import_bundle(archive, mirror)
+    assert_unchanged(mirror, before)
+
+
+INDEX2 = "tools/streams/v1/index2.json"
+
+
+@pytest.mark.parametrize("name", [INDEX2, PRODUCTS])
+def test_metadata_nested_100000_deep_is_refused(
+    tmp_path: Path, good_members: Members, mirror: Mirror, name: str
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    archive = write_archive(tmp_path / "deep.tar.gz", replace_data(good_members, name, deep))
+    before = snapshot(mirror)
+    with pytest.raises(ArchiveError) as caught:
+        import_bundle(archive, mirror)
+    assert str(caught.value) == (
+        f"deep.tar.gz:{name}: malformed JSON: nested more than 64 levels deep (the accepted "
+        "form is a JSON document nested at most 64 levels)"
+    )
+    assert_unchanged(mirror, before)
+
+
+def test_metadata_size_beyond_8_gib_is_refused(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    products = next(data for info, data in good_members if info.name == PRODUCTS)
+    assert products is not None
+    huge = re.sub(rb'"size": \d+', b'"size": 1' + b"0" * 400, products, count=1)
+    archive = write_archive(tmp_path / "huge.tar.gz", replace_data(good_members, PRODUCTS, huge))
+    before = snapshot(mirror)
+    with pytest.raises(ArchiveError, match=r"^huge.tar.gz:tools/streams/v1/com.ubuntu.juju-relea"):
+        import_bundle(archive, mirror)
+    with pytest.raises(ArchiveError, match=r"size a number of more than 20 digits is more than"):
+        import_bundle(archive, mirror)
+    assert_unchanged(mirror, before)
+
+
+def test_index_listing_many_content_ids_names_twenty(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    index = {"format": "index:1.0", "index": {f"com.example:{n}": {} for n in range(500)}}
+    archive = write_archive(
+        tmp_path / "ids.tar.gz",
+        replace_data(good_members, INDEX2, json.dumps(index).encode()),
+    )
+    before = snapshot(mirror)
+    with pytest.raises(ArchiveError, match=r"lists no agent stream .* and 480 more$"):
         import_bundle(archive, mirror)
     assert_unchanged(mirror, before)
 

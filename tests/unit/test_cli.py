@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import pty
+import re
 import shutil
 import signal
 import subprocess
@@ -1394,3 +1395,128 @@ def test_unusual_passwords_are_never_printed(bin_dir: Path, tmp_path: Path, user
         assert output.returncode in (1, 2), output.stderr
         assert "juju-upgrader: error: " in output.stderr
         assert SECRET not in output.stdout + output.stderr
+
+
+# -- bounds on outside input: what reaches the terminal, URLs, sizes -------------------------
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[1A\rjuju-upgrader: all good\x9b31m"
+"""Set the terminal title, clear the screen, move up, overwrite the line, C1 CSI."""
+ESCAPED = "\\x1b]0;pwned\\x07\\x1b[2J\\x1b[1A juju-upgrader: all good\\x9b31m"
+"""As an error line shows it: escaped, and the white space (the CR) made one space."""
+
+
+def assert_no_controls(text: str) -> None:
+    controls = [c for c in text if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F]
+    assert controls == [], text
+
+
+def test_a_reason_phrase_with_escape_sequences_is_printed_escaped(
+    bin_dir: Path, tmp_path: Path
+) -> None:
+    write_stream(tmp_path, AGENTS, condensed=True)
+    with FaultyServer(tmp_path) as server:
+        server.add_fault("index2.json", Fault("status", status=403, reason=f"No {ESCAPES}"))
+        done = run(
+            "plan", U, "--stream-url", server.url, "--agent-version", "3.6.10", path=bin_dir
+        )
+    assert done.returncode == 1
+    assert_no_controls(done.stdout + done.stderr)
+    assert ESCAPED in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_document_text_with_escape_sequences_is_printed_escaped(
+    bin_dir: Path, tmp_path: Path
+) -> None:
+    """A content id from the index reaches the error line; a version note reaches stderr."""
+    write_stream(tmp_path, AGENTS, condensed=True, stream="devel")
+    index = tmp_path / "streams/v1/index2.json"
+    doc = json.loads(index.read_text())
+    doc["index"][f"com.ubuntu.juju:{ESCAPES}:agents"] = {}
+    index.write_text(json.dumps(doc))
+    with serve_directory(tmp_path) as url:
+        done = run("plan", U, "--stream-url", url, "--agent-version", "3.6.10", path=bin_dir)
+    assert done.returncode == 1
+    assert_no_controls(done.stdout + done.stderr)
+    assert f"it lists: com.ubuntu.juju:{ESCAPED}:agents, com.ubuntu.juju:devel:agents" in (
+        done.stderr
+    )
+
+
+def test_juju_output_with_escape_sequences_is_printed_escaped(
+    stream_url: str, bin_dir: Path
+) -> None:
+    fake_juju(bin_dir, show_controller=json.dumps({"prod": {"errors": [ESCAPES]}}))
+    done = run("plan", U, "--stream-url", stream_url, path=bin_dir)
+    assert done.returncode == 1
+    assert_no_controls(done.stdout + done.stderr)
+    assert f"reported no agent version for controller 'prod': {ESCAPED}; give --agent-version" in (
+        done.stderr
+    )
+
+
+def test_multi_line_results_keep_their_lines(stream_url: str, bin_dir: Path) -> None:
+    done = run("plan", U, "--stream-url", stream_url, "--agent-version", "3.5.6", path=bin_dir)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) > 10
+    assert "\\n" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:1/tools?token=s3cr3t-T0KEN", "https://h/tools#s3cr3t-T0KEN",
+     "file:///srv/tools?s3cr3t-T0KEN"],
+)  # fmt: skip
+def test_stream_url_with_a_query_is_refused_without_showing_it(bin_dir: Path, url: str) -> None:
+    done = run("plan", "--stream-url", url, "--agent-version", "3.6", "--no-juju", path=bin_dir)
+    assert done.returncode == 2
+    assert SECRET not in done.stdout + done.stderr
+    assert done.stderr.startswith("juju-upgrader: error: argument --stream-url: invalid ")
+    assert "a query ('?...') or fragment ('#...') is not accepted" in done.stderr
+    assert "use an http://, https:// or file:/// URL, or a local directory, holding" in (
+        done.stderr
+    )
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[::1]:99999/tools", "https://h:x/y"])
+def test_stream_url_that_cannot_be_split_is_a_usage_error(bin_dir: Path, url: str) -> None:
+    done = run("plan", "--stream-url", url, "--agent-version", "3.6", "--no-juju", path=bin_dir)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"juju-upgrader: error: argument --stream-url: invalid --stream-url {url!r}: use an "
+        "http://, https:// or file:/// URL, or a local directory, holding streams/v1"
+    )
+    assert "Traceback" not in done.stderr and "ValueError" not in done.stderr
+
+
+def test_sync_of_an_item_claiming_10_to_the_400_bytes_is_refused(
+    bin_dir: Path, tmp_path: Path
+) -> None:
+    """It passed the metadata checks and crashed sync with OverflowError."""
+    root = write_stream(tmp_path / "up", [Agent("3.6.12")], condensed=True)
+    products = root / "streams/v1/com.ubuntu.juju-released-agents.json"
+    products.write_text(re.sub(r'"size": \d+', '"size": 1' + "0" * 400, products.read_text()))
+    local = tmp_path / "local"
+    local.mkdir()
+    with serve_directory(root) as url:
+        done = run("sync", U, "3.6", "--local-dir", str(local), "--stream-url", url,
+                   path=bin_dir)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"juju-upgrader: error: {url}/streams/v1/com.ubuntu.juju-released-agents.json: product "
+        "com.ubuntu.juju:ubuntu:amd64 version 20250101 item 3.6.12-ubuntu-amd64: size a number "
+        "of more than 20 digits is more than the 8589934592 bytes (8 GiB) accepted for one "
+        "agent tarball"
+    )
+    assert list(local.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["--signing-keys", "--ca-certificates"])
+def test_an_endless_option_file_is_read_up_to_4_mib(bin_dir: Path, option: str) -> None:
+    done = run("plan", "--no-juju", "--agent-version", "3.6", option, "/dev/zero", path=bin_dir)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"juju-upgrader: error: argument {option}: invalid {option} '/dev/zero': it holds more "
+        "than 4194304 bytes (4 MiB); give a file of "
+    )

@@ -399,3 +399,41 @@ def test_model_commands_against_a_fake_juju(tmp_path: Path) -> None:
         "machines -m prod:admin/prod --format json",
         "status -m prod:admin/prod --format json",
     ]
+
+
+# Bounds on what juju prints
+
+
+def test_show_controller_nested_100000_deep_is_malformed(tmp_path: Path) -> None:
+    (tmp_path / "deep.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    juju = script(tmp_path, f"cat {tmp_path / 'deep.json'}")
+    with pytest.raises(JujuCommandError) as raised:
+        controller_agent_version(str(juju))
+    assert str(raised.value) == (
+        "`juju show-controller` did not print JSON (malformed JSON: nested more than 64 "
+        "levels deep (the accepted form is a JSON document nested at most 64 levels))"
+    )
+
+
+def test_a_long_stderr_line_is_quoted_briefly(tmp_path: Path) -> None:
+    juju = script(tmp_path, "head -c 1000000 /dev/zero | tr '\\0' x >&2; exit 1")
+    with pytest.raises(JujuCommandError) as raised:
+        run_juju(str(juju), ["version"])
+    assert str(raised.value).startswith("`juju version` failed (exit status 1): xxxx")
+    assert str(raised.value).endswith(" more characters)")  # of the last 64 KiB kept
+    assert len(str(raised.value)) < 600
+
+
+def test_many_controller_errors_are_quoted_briefly() -> None:
+    errors = [f"error {n}: " + "e" * 1000 for n in range(100)]
+    with pytest.raises(JujuCommandError) as raised:
+        parse_show_controller(json.dumps({"p": {"errors": errors}}))
+    message = str(raised.value)
+    assert message.endswith(" and 80 more")
+    assert message.count("error ") == 20 and len(message) < 12_000
+
+
+def test_output_kept_open_by_a_child_ends_at_the_time_limit(tmp_path: Path) -> None:
+    juju = script(tmp_path, "/bin/sleep 30 & echo 3.6.12-genericlinux-amd64")
+    with pytest.raises(JujuCommandError, match=r"`juju version` did not finish within 0.5 s"):
+        run_juju(str(juju), ["version"], timeout=0.5)

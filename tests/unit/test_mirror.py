@@ -365,6 +365,36 @@ def test_malformed_staged_metadata_is_reported_with_its_file(mirror: Mirror) -> 
         mirror.staged("released")
 
 
+@pytest.mark.parametrize("name", ["index2.json", "com.ubuntu.juju-released-agents.json"])
+def test_staged_metadata_nested_100000_deep_is_malformed(mirror: Mirror, name: str) -> None:
+    stage(mirror, "released", "3.6.12-ubuntu-amd64")
+    (mirror.root / V1 / name).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(MirrorError) as caught:
+        mirror.staged_all()
+    assert "malformed JSON: nested more than 64 levels deep" in str(caught.value)
+    assert name in str(caught.value)
+
+
+def test_staged_size_beyond_8_gib_is_malformed_metadata(mirror: Mirror) -> None:
+    stage(mirror, "released", "3.6.12-ubuntu-amd64")
+    products = mirror.root / V1 / "com.ubuntu.juju-released-agents.json"
+    products.write_text(re.sub(r'"size": \d+', '"size": 1' + "0" * 400, products.read_text()))
+    with pytest.raises(MirrorError) as caught:
+        mirror.staged("released")
+    assert str(caught.value).startswith(f"staged metadata is malformed: {products}: product ")
+    assert "size a number of more than 20 digits is more than the 8589934592 bytes" in str(
+        caught.value
+    )
+
+
+def test_staged_metadata_over_64_mib_is_refused_unread(mirror: Mirror) -> None:
+    stage(mirror, "released", "3.6.12-ubuntu-amd64")
+    with open(mirror.root / V1 / "index2.json", "r+b") as index:
+        index.truncate(64 * 1024 * 1024 + 1)  # sparse: no disk used
+    with pytest.raises(MirrorError, match=r"index2\.json: it holds more than 67108864 bytes"):
+        mirror.streams()
+
+
 def test_render_products_is_deterministic() -> None:
     entry = AgentEntry(
         BinaryVersion(parse("3.6.12"), "ubuntu", "amd64"), "released/x.tgz", 1, "a" * 64

@@ -260,3 +260,20 @@ def test_is_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_terminal_width_falls_back_to_80() -> None:
     assert terminal_width(io.StringIO()) == 80
+
+
+@pytest.mark.parametrize("interactive", [True, False], ids=["terminal", "log"])
+def test_file_names_are_shown_with_their_control_characters_escaped(interactive: bool) -> None:
+    """The screen model above fails on any escape sequence but the display's own."""
+    term = FakeTerminal()
+    clock = Clock()
+    display = TransferDisplay(term, width=100, clock=clock, interactive=interactive)
+    name = "a\x1b[2J\x9b1A\r.tgz"
+    display.start(1, 100)
+    display(report(name, 100, 10, 10.0, 10, 100))
+    clock.now += 1
+    display(report(name, 100, 100, 10.0, 100, 100, finished=True))
+    display.close()
+    shown = screen(term.getvalue())
+    assert any(line.startswith("staged a\\x1b[2J\\x9b1A\\r.tgz (") for line in shown), shown
+    assert "\x9b" not in term.getvalue()

@@ -319,3 +319,10 @@ def test_signed_block_is_cut_where_the_marker_lines_are(parts: list[bytes]) -> N
     else:
         with pytest.raises(SignatureError):
             signing._extract_signed_block(data, URL)
+
+
+def test_the_quoted_gpg_line_is_cut_short() -> None:
+    """gpgv quotes user ids from the keys; a failure message quotes its last line."""
+    assert signing._last_line(b"first\n" + b"u" * 10_000 + b"\n\n") == (
+        "u" * 500 + "... (9500 more characters)"
+    )

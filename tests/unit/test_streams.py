@@ -450,3 +450,165 @@ def test_bad_stream_names(name: str) -> None:
 
 def test_custom_stream_names_allowed() -> None:
     assert check_stream_name("revision-build-4415") == "revision-build-4415"
+
+
+# Bounds on what a stream may hold
+
+
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        (10**400, "size a number of more than 20 digits is more than the 8589934592 bytes"),
+        (2**63, "size 9223372036854775808 is more than the 8589934592 bytes (8 GiB) accepted"),
+        (8 * 1024**3 + 1, "size 8589934593 is more than the 8589934592 bytes (8 GiB)"),
+    ],
+    ids=["10^400", "2^63", "8GiB+1"],
+)
+def test_item_size_beyond_8_gib_is_refused_when_read(size: int, message: str) -> None:
+    item = {**GOOD_ITEM, "size": size}
+    with pytest.raises(StreamError) as exc:
+        parse_products(products_with(item), "http://h/p.json", "released")
+    assert str(exc.value).startswith(
+        "http://h/p.json: product com.ubuntu.juju:ubuntu:amd64 version 20250101 item "
+        "3.6.1-ubuntu-amd64: "
+    )
+    assert message in str(exc.value)
+    assert len(str(exc.value)) < 300
+
+
+def test_item_size_of_exactly_8_gib_is_accepted() -> None:
+    entries = parse_products(
+        products_with({**GOOD_ITEM, "size": 8 * 1024**3}), "http://h/p.json", "released"
+    )
+    assert [e.size for e in entries] == [8 * 1024**3]
+
+
+@pytest.mark.parametrize("which", ["index", "products"])
+def test_metadata_nested_100000_deep_is_malformed(tmp_path: Path, which: str) -> None:
+    write_stream(tmp_path, AGENTS)
+    name = "index2.json" if which == "index" else "com.ubuntu.juju-released-agents.json"
+    (tmp_path / "streams/v1" / name).write_text('{"a":' * DEEP + "1" + "}" * DEEP)
+    with pytest.raises(StreamError) as exc:
+        read_stream(tmp_path.as_uri(), "released", getter(), trust=UNSIGNED)
+    assert str(exc.value) == (
+        f"{tmp_path.as_uri()}/streams/v1/{name}: malformed JSON: nested more than 64 levels "
+        "deep (the accepted form is a JSON document nested at most 64 levels)"
+    )
+
+
+def test_products_listing_more_than_100000_items_is_refused() -> None:
+    items = {f"i{n}": {"ftype": "sha256"} for n in range(100_001)}  # skipped, but counted
+    body = json.dumps(
+        {"format": "products:1.0", "products": {"p": {"versions": {"d": {"items": items}}}}}
+    ).encode()
+    with pytest.raises(StreamError, match=r"^http://h/p.json: lists more than 100000 items"):
+        parse_products(body, "http://h/p.json", "released")
+    del items["i0"]
+    body = json.dumps(
+        {"format": "products:1.0", "products": {"p": {"versions": {"d": {"items": items}}}}}
+    ).encode()
+    assert parse_products(body, "http://h/p.json", "released") == []
+
+
+@pytest.mark.parametrize("level", ["top", "product", "version", "item"])
+def test_objects_with_more_than_1000_fields_are_refused(level: str) -> None:
+    """Each item inherits the fields above it: fields times items must stay small."""
+    fields = {f"f{n}": "x" for n in range(1001)}
+    item = {**GOOD_ITEM, **(fields if level == "item" else {})}
+    version = {"items": {"3.6.1-ubuntu-amd64": item}, **(fields if level == "version" else {})}
+    product = {"versions": {"20250101": version}, **(fields if level == "product" else {})}
+    doc = {
+        "format": "products:1.0",
+        "products": {"com.ubuntu.juju:ubuntu:amd64": product},
+        **(fields if level == "top" else {}),
+    }
+    with pytest.raises(StreamError, match=r"has 100[0-9] fields, more than the 1000 accepted"):
+        parse_products(json.dumps(doc).encode(), "http://h/p.json", "released")
+
+
+def test_index_with_more_than_1000_content_ids_is_refused() -> None:
+    doc = copy.deepcopy(INDEX)
+    entry = doc["index"]["com.ubuntu.juju:released:agents"]
+    doc["index"].update({f"com.example:{n}": entry for n in range(1000)})
+    with pytest.raises(StreamError, match=r"'index' lists 1001 content ids, more than the 1000"):
+        parse_index(json.dumps(doc).encode(), "http://h/i.json", "released")
+
+
+def test_missing_stream_lists_at_most_twenty_content_ids() -> None:
+    doc = copy.deepcopy(INDEX)
+    entry = doc["index"].pop("com.ubuntu.juju:released:agents")
+    doc["index"] = {f"com.example:{n:03d}:{'x' * 200}": entry for n in range(500)}
+    with pytest.raises(NotFoundError) as exc:
+        parse_index(json.dumps(doc).encode(), "http://h/i.json", "released")
+    assert str(exc.value).endswith(" and 480 more")
+    assert str(exc.value).count("com.example:") == 20
+    assert len(str(exc.value)) < 3000
+
+
+def test_values_quoted_in_refusals_are_cut_short() -> None:
+    item = {**GOOD_ITEM, "sha256": "z" * 1_000_000}
+    with pytest.raises(StreamError) as exc:
+        parse_products(products_with(item), "http://h/p.json", "released")
+    assert "sha256 must be 64 hex digits, got 'zzz" in str(exc.value)
+    assert len(str(exc.value)) < 300
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://mirror.example.com/tools?token=s3cret",
+        "https://mirror.example.com/tools/?token=s3cret&x=1",
+        "https://mirror.example.com/tools#s3cret",
+        "https://user:pw@mirror.example.com/tools?token=s3cret",
+        "file:///srv/tools?s3cret",
+        "https://mirror.example.com/tools?",
+    ],
+)
+def test_a_stream_url_with_a_query_or_fragment_is_refused_without_its_value(url: str) -> None:
+    """Juju appends /streams/v1/... to the URL: a query would be sent as /?token=X/streams/..."""
+    with pytest.raises(InvalidInputError) as caught:
+        check_stream_url(url)
+    message = str(caught.value)
+    assert message.startswith("invalid stream-url '")
+    assert "a query ('?...') or fragment ('#...') is not accepted" in message
+    assert (
+        "use an http://, https:// or file:/// URL of the directory holding streams/v1" in message
+    )
+    assert "s3cret" not in message and "pw" not in message
+    assert "?***'" in message or "#***'" in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1", "https://[::1/tools", "http://h:99999/tools", "http://h:-1/tools",
+     "http://h:port/tools", "http://:80/tools"],
+)  # fmt: skip
+def test_a_stream_url_that_cannot_be_split_names_the_option_and_the_form(url: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        check_stream_url(url, option="the option")
+    assert str(caught.value) == (
+        f"invalid the option {url!r}: use an http://, https:// or file:/// URL of the "
+        "directory holding streams/v1, e.g. https://streams.canonical.com/juju/tools"
+    )
+
+
+def test_ipv6_and_port_stream_urls_are_accepted() -> None:
+    assert check_stream_url("http://[::1]:8080/tools/") == "http://[::1]:8080/tools"
+    assert check_stream_url("https://h:443/juju/tools") == "https://h:443/juju/tools"
+
+
+def test_kept_contents_refuse_sizes_beyond_8_gib_and_too_many_rows() -> None:
+    contents = streams.StreamContents(
+        "https://h/tools", "released", "https://h/tools/i", "https://h/tools/p",
+        tuple(parse_products(products_with(GOOD_ITEM), "http://h/p.json", "released")),
+    )  # fmt: skip
+    data = json.loads(json.dumps(contents.as_dict()))
+    data["tarballs"][0][3] = 10**400
+    with pytest.raises(StreamError, match=r"^kept: tarball 0 must be .*up to 8589934592.*, got"):
+        streams.StreamContents.from_dict(data, where="kept")
+    data["tarballs"] = [data["tarballs"][0]] * 100_001
+    with pytest.raises(StreamError, match="holds more than 100000 tarballs or entries"):
+        streams.StreamContents.from_dict(data, where="kept")

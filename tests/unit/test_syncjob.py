@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from charmlibs import systemd
 
+from support.faulty_server import Fault, FaultyServer
 from support.nginx import REASON, free_port, make_layout, run_nginx, skip_without_nginx
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
@@ -184,6 +185,51 @@ def test_unreadable_status_file_reads_as_none(tmp_path: Path, content: str) -> N
     assert syncjob.read_status(tmp_path) is None
 
 
+DEEP = 100_000
+
+
+def test_status_file_nested_100000_deep_reads_as_none(tmp_path: Path) -> None:
+    """The charm reads the status in every hook, where a RecursionError must never escape."""
+    (tmp_path / syncjob.STATUS_FILE).write_text('{"a":' * DEEP + "1" + "}" * DEEP)
+    assert syncjob.read_status(tmp_path) is None
+
+
+def test_status_file_over_1_mib_reads_as_none_unread(tmp_path: Path) -> None:
+    status = JobStatus("failed", "3.6.13", "u", "t", message="x" * (1024 * 1024))
+    (tmp_path / syncjob.STATUS_FILE).write_text(json.dumps(status.__dict__))
+    assert syncjob.read_status(tmp_path) is None
+    shorter = JobStatus("failed", "3.6.13", "u", "t", message="x" * (1024 * 1024 - 200))
+    (tmp_path / syncjob.STATUS_FILE).write_text(json.dumps(shorter.__dict__))
+    assert syncjob.read_status(tmp_path) == shorter
+
+
+def test_job_file_nested_100000_deep_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "job.json"
+    path.write_text("[" * DEEP + "]" * DEEP)
+    with pytest.raises(InvalidInputError) as caught:
+        JobSpec.from_json(path.read_text(), where="job.json")
+    assert str(caught.value) == (
+        "job.json is malformed JSON: nested more than 64 levels deep (the accepted form is a "
+        "JSON document nested at most 64 levels)"
+    )
+    assert syncjob.main([str(path)]) == 2
+    assert "is malformed JSON: nested more than 64 levels deep" in capsys.readouterr().err
+    assert not (tmp_path / syncjob.STATUS_FILE).exists()
+
+
+def test_job_file_over_16_mib_is_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "job.json"
+    with open(path, "wb") as job:
+        job.truncate(16 * 1024 * 1024 + 1)
+    assert syncjob.main([str(path)]) == 2
+    assert "it holds more than 16777216 bytes" in capsys.readouterr().err
+    assert not (tmp_path / syncjob.STATUS_FILE).exists()
+
+
 STATUS_FIELDS = {"state": "running", "what": "3.6.13", "source": "u", "started": "t", "pid": 1}
 
 
@@ -293,6 +339,23 @@ def test_unreachable_source_is_a_failed_status(tmp_path: Path) -> None:
     status = syncjob.run(spec)
     assert status.state == "failed"
     assert f"127.0.0.1:{spec.stream_url.split(':')[2].split('/')[0]}" in status.message
+
+
+def test_a_hostile_reason_phrase_reaches_the_status_file_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The charm shows the status file's message as the unit status."""
+    write_stream(tmp_path / "upstream", AGENTS)
+    with FaultyServer(tmp_path / "upstream") as server:
+        server.add_fault("index2.json", Fault("status", status=403, reason="x\x1b[2J" * 500))
+        path = syncjob.write_spec(tmp_path, spec_for(tmp_path, server.url))
+        assert syncjob.main([str(path)]) == 1
+    status = syncjob.read_status(tmp_path)
+    assert status is not None and status.state == "failed"
+    assert "x\\x1b[2J" in status.message and "\x1b" not in status.message
+    assert len(status.message) <= 2100
+    journal = capsys.readouterr().err
+    assert "x\\x1b[2J" in journal and "\x1b" not in journal
 
 
 def test_job_runs_as_a_process_like_systemd_runs_it(tmp_path: Path, upstream: str) -> None:

@@ -218,6 +218,14 @@ CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
     ),
     "not verified": lambda body: body.replace(b'"verified": true', b'"verified": false'),
     "another stream": lambda body: json.dumps({**json.loads(body), "stream": "devel"}).encode(),
+    "nested 100000 deep": lambda body: b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    "a size of 10^400": lambda body: json.dumps(
+        _rows_changed(json.loads(body), 3, 10**400)
+    ).encode(),
+    "a size over 8 GiB": lambda body: json.dumps(
+        _rows_changed(json.loads(body), 3, 8 * 1024**3 + 1)
+    ).encode(),
+    "over 64 MiB": lambda body: body + b" " * (64 * 1024 * 1024),
 }
 
 

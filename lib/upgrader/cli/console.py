@@ -1,7 +1,8 @@
 """Where the command line writes: results on stdout, notes and progress on stderr.
 
-Everything printed passes through :func:`upgrader.urls.redact_text`, so a ``--stream-url``
-login never shows.
+Everything printed passes through :func:`upgrader.urls.for_display`, so a ``--stream-url``
+login never shows, and no text from a server, a document or ``juju`` (a reason phrase, a
+content id, a version) can send the terminal an escape sequence or forge a line.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from upgrader.urls import redact_text
+from upgrader.urls import for_display
 
 PROG = "juju-upgrader"
 
@@ -30,13 +31,13 @@ class Console:
     quiet: bool = False
 
     def note(self, message: str) -> None:
-        """Print an informational line on stderr, unless quiet (URLs show no credentials)."""
+        """Print an informational line on stderr, unless quiet (shown by :func:`for_display`)."""
         if not self.quiet:
-            print(redact_text(f"{PROG}: {message}"), file=self.err, flush=True)
+            print(for_display(f"{PROG}: {message}"), file=self.err, flush=True)
 
     def result(self, text: str) -> None:
-        """Write results on stdout; the URLs they quote show no credentials."""
-        self.out.write(redact_text(text))
+        """Write results on stdout (shown by :func:`for_display`; their lines are kept)."""
+        self.out.write(for_display(text, multiline=True))
 
 
 def render(results: dict[str, Any], fmt: str) -> str:

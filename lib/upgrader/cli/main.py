@@ -8,6 +8,9 @@ Juju runs a plugin with every argument as typed and sets ``JUJU_MODEL`` and ``JU
 for ``-m`` and ``-c`` (juju/juju ``cmd/juju/commands/plugin.go``), so ``-m/--model`` and
 ``-c/--controller`` are accepted before or after the command, and read from those variables
 when not given.
+
+Everything printed hides ``--stream-url`` credentials and shows the control characters of text
+from servers, documents or ``juju`` as escapes (:func:`upgrader.urls.for_display`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from upgrader.cli.console import (
 )
 from upgrader.cli.options import Parser, UsageError, common_options
 from upgrader.errors import UpgraderError
-from upgrader.urls import redact_text
+from upgrader.urls import for_display
 
 # The network, mirror and sync modules and PyYAML are imported only by the commands that use
 # them, so that --help, bad arguments and Juju's `juju-upgrader --description` probe answer
@@ -156,13 +159,13 @@ def resolve_juju_names(args: argparse.Namespace, environ: Mapping[str, str]) -> 
 
 
 def _error(console_err: TextIO, message: str) -> None:
-    text = redact_text(" ".join(message.split()))
+    text = for_display(" ".join(message.split()))
     print(f"{PROG}: error: {text}", file=console_err, flush=True)
 
 
 def _traceback(console_err: TextIO) -> None:
-    """Print the exception being handled (``--debug``); URLs show no credentials."""
-    console_err.write(redact_text(traceback.format_exc()))
+    """Print the exception being handled (``--debug``), shown by :func:`for_display`."""
+    console_err.write(for_display(traceback.format_exc(), multiline=True))
 
 
 def main(

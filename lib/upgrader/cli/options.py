@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from upgrader.bounds import MIB, preview
 from upgrader.config import check_os, parse_architectures
 from upgrader.errors import InvalidInputError
 from upgrader.selection import Policy
@@ -60,22 +61,20 @@ def parse_stream_url(text: str) -> str:
     Raises:
         InvalidInputError: not an http, https or file URL, and not an existing directory.
     """
-    accepted = (
-        "use an http://, https:// or file:/// URL, or a local directory, holding streams/v1 "
+    form = (
+        "an http://, https:// or file:/// URL, or a local directory, holding streams/v1 "
         f"(e.g. {DEFAULT_STREAM_URL})"
     )
+    accepted = f"use {form}"
     if "://" in text or text.startswith("file:"):
-        try:
-            return check_stream_url(text, option="--stream-url")
-        except InvalidInputError:
-            raise InvalidInputError(
-                f"invalid --stream-url {redact_url(text)!r}: {accepted}"
-            ) from None
+        return check_stream_url(text, option="--stream-url", accepted=form)
     if not text.strip():
         raise InvalidInputError(f"invalid --stream-url {redact_url(text)!r}: {accepted}")
     path = Path(text).expanduser()
     if not path.is_dir():
-        raise InvalidInputError(f"invalid --stream-url {text!r}: no such directory; {accepted}")
+        raise InvalidInputError(
+            f"invalid --stream-url {preview(text, 200)}: no such directory; {accepted}"
+        )
     path = path.resolve()
     if not (path / "streams" / "v1").is_dir() and (path / "tools" / "streams" / "v1").is_dir():
         path = path / "tools"
@@ -98,14 +97,28 @@ def _policy(text: str) -> Policy:
     return Policy.parse(text, option="--policy")
 
 
+MAX_OPTION_FILE_BYTES = 4 * MIB
+"""The largest --signing-keys or --ca-certificates file read (a full CA bundle is ~200 KB)."""
+
+
 def _option_file(option: str, text: str, wanted: str) -> str:
-    """Read the text file an option names; a failure names the option, the file and ``wanted``."""
+    """Read the text file an option names; a failure names the option, the file and ``wanted``.
+
+    A pipe (``--signing-keys <(gpg --export ...)``) is read too, up to the same size.
+    """
     try:
-        return Path(text).expanduser().read_text(encoding="utf-8", errors="replace")
+        with open(Path(text).expanduser(), "rb") as stream:
+            data = stream.read(MAX_OPTION_FILE_BYTES + 1)
     except OSError as exc:
         raise InvalidInputError(
             f"cannot read {option} {text!r}: {exc.strerror or exc}; give a file of {wanted}"
         ) from None
+    if len(data) > MAX_OPTION_FILE_BYTES:
+        raise InvalidInputError(
+            f"invalid {option} {text!r}: it holds more than {MAX_OPTION_FILE_BYTES} bytes "
+            f"({MAX_OPTION_FILE_BYTES // MIB} MiB); give a file of {wanted}"
+        )
+    return data.decode("utf-8", errors="replace")
 
 
 def keys_file(text: str) -> str:
