@@ -52,7 +52,7 @@ from upgrader.syncjob import (
     write_spec,
 )
 from upgrader.upstream import read_upstream
-from upgrader.urls import redact_text, redact_url, redact_values
+from upgrader.urls import display_values, for_display, redact_text
 from upgrader.versions import Version, parse_lenient, parse_major_minor
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def _fails_cleanly(
         try:
             handler(charm, event)
         except (ActionRefusedError, UpgraderError) as exc:
-            event.fail(redact_text(str(exc)))
+            event.fail(for_display(str(exc)))
 
     return run
 
@@ -262,14 +262,14 @@ class UpgraderCharm(ops.CharmBase):
             )
         except UpgraderError as exc:
             message = redact_text(f"cannot import: {exc}")
-            logger.error(message)
+            logger.error("%s", for_display(message))
             self._last_import = dataclasses.replace(
                 self._last_import, error=message, retry=isinstance(exc, MirrorBusyError)
             )
             return None
         note = self._last_import.note
         if not result.already_imported:
-            logger.info("%s", result.summary())
+            logger.info("%s", for_display(result.summary()))
             if result.imported:
                 note = f"imported {len(result.imported)} agent binaries"
         self._last_import = ImportOutcome(note=note)
@@ -290,7 +290,7 @@ class UpgraderCharm(ops.CharmBase):
             _readable_by_nginx(root)
             nginx.serve(_nginx_site(state, root, config.port))
         except (ServingError, OSError) as exc:
-            logger.error("cannot serve the mirror: %s", exc)
+            logger.error("cannot serve the mirror: %s", for_display(str(exc)))
             self._stored.serving_error = f"cannot serve the mirror: {exc}"
             return None
         self._stored.serving_error = ""
@@ -339,7 +339,7 @@ class UpgraderCharm(ops.CharmBase):
             job.start()
         except UpgraderError as exc:
             message = redact_text(f"cannot start the background sync: {exc}")
-            logger.error("%s", message)
+            logger.error("%s", for_display(message))
             self._stored.job_error = message
             return
         self._stored.job_error = ""
@@ -363,7 +363,7 @@ class UpgraderCharm(ops.CharmBase):
             else:
                 nginx.stop_serving()
         except UpgraderError as exc:
-            logger.error("cannot stop serving cleanly: %s", exc)
+            logger.error("cannot stop serving cleanly: %s", for_display(str(exc)))
         self.unit.set_ports()
         for relation in self.model.relations[WEBSITE]:
             for key in ("hostname", "port"):
@@ -388,7 +388,7 @@ class UpgraderCharm(ops.CharmBase):
             serving=self._serving(state),
         )
         status = unit_status(facts)
-        event.add_status(ops.StatusBase.from_name(status.name, redact_text(status.message)))
+        event.add_status(ops.StatusBase.from_name(status.name, for_display(status.message)))
 
     def _serving(self, state: CharmState) -> Serving | None:
         """What the unit serves, when nginx serves its storage's mirror."""
@@ -424,7 +424,7 @@ class UpgraderCharm(ops.CharmBase):
         )
         if not contents.verified:
             results["unverified-reason"] = contents.unverified_reason
-        event.set_results(redact_values(results))
+        event.set_results(display_values(results))
 
     @_fails_cleanly
     def _on_sync_binaries(self, event: ops.ActionEvent) -> None:
@@ -438,7 +438,7 @@ class UpgraderCharm(ops.CharmBase):
             if params.architectures.strip()
             else config.arch_list
         )
-        log = _redacting(event.log)
+        log = _for_display(event.log)
         contents = self._read_stream(
             state, config, kept_in=Mirror(root), save=not params.dry_run, log=log
         )
@@ -470,11 +470,11 @@ class UpgraderCharm(ops.CharmBase):
                     progress=_file_logger(log),
                 )
         except SyncError as exc:
-            event.set_results(redact_values(sync_results(exc.result, state.mirror_url)))
+            event.set_results(display_values(sync_results(exc.result, state.mirror_url)))
             raise
         for binary in result.missing:
             log(f"not in the {result.stream} stream: {binary}")
-        event.set_results(redact_values(sync_results(result, state.mirror_url)))
+        event.set_results(display_values(sync_results(result, state.mirror_url)))
         self._mirror_changed(state, config)
 
     @_fails_cleanly
@@ -490,12 +490,14 @@ class UpgraderCharm(ops.CharmBase):
         with mirror.lock("prune"):
             result = mirror.prune(params.keep, protected=[state.agent_version])
         for path in result.files_removed:
-            event.log(f"removed {path}")
+            event.log(for_display(f"removed {path}"))
         event.set_results(
-            {
-                "removed": ", ".join(str(v) for v in result.removed),
-                "kept": ", ".join(str(v) for v in result.kept),
-            }
+            display_values(
+                {
+                    "removed": ", ".join(str(v) for v in result.removed),
+                    "kept": ", ".join(str(v) for v in result.kept),
+                }
+            )
         )
         self._mirror_changed(state, config)
 
@@ -512,10 +514,12 @@ class UpgraderCharm(ops.CharmBase):
                 "`juju-upgrader bundle DIR -o agents.tar.gz`, then run `juju attach-resource "
                 f"{state.app} {AGENT_BINARIES}=./agents.tar.gz`"
             )
-        result = self._import_resource(root, config, path, force=params.force, log=event.log)
+        result = self._import_resource(
+            root, config, path, force=params.force, log=_for_display(event.log)
+        )
         if result is None:
             raise ActionRefusedError(self._last_import.error)
-        event.set_results(result.results())
+        event.set_results(display_values(result.results()))
         self._mirror_changed(state, config)
 
     def _mirror_changed(self, state: CharmState, config: CharmConfig) -> None:
@@ -576,7 +580,7 @@ class UpgraderCharm(ops.CharmBase):
                         kept_in, config.stream_url, config.stream, fetcher, trust=trust, save=save
                     )
                     contents = read.contents
-                    note = redact_text(read.note)
+                    note = for_display(read.note)
                     logger.info("%s", note)
                     if log is not None:
                         log(note)
@@ -586,8 +590,8 @@ class UpgraderCharm(ops.CharmBase):
         if not contents.verified:
             logger.warning(
                 "agent metadata from %s is not verified: %s",
-                redact_url(contents.base_url),
-                redact_text(contents.unverified_reason),
+                for_display(contents.base_url),
+                for_display(contents.unverified_reason),
             )
         target, stage = _default_route(state, config, contents)
         self._stream_check = StreamCheck(
@@ -601,7 +605,7 @@ class UpgraderCharm(ops.CharmBase):
     def _stream_failed(self, exc: UpgraderError) -> None:
         """Keep a stream failure for the status: Maintenance if transient, else Blocked."""
         message = redact_text(f"cannot read agent stream: {exc}")
-        logger.warning("%s", message)
+        logger.warning("%s", for_display(message))
         self._stream_check = self._stream_check.failed(
             message, transient=isinstance(exc, TransientError)
         )
@@ -688,7 +692,7 @@ def _default_route(
         route = route_of(selection)
     except UpgraderError as exc:
         logger.info(
-            "no upgrade target in %s: %s", redact_url(contents.base_url), redact_text(str(exc))
+            "no upgrade target in %s: %s", for_display(contents.base_url), for_display(str(exc))
         )
         return "", ()
     if selection.outcome is not Outcome.UPGRADE:
@@ -711,7 +715,7 @@ def _staged(root: Path, config: CharmConfig) -> tuple[AgentEntry, ...]:
     try:
         return Mirror(root).staged(config.stream)
     except MirrorError as exc:
-        logger.warning("cannot read the staged mirror: %s", exc)
+        logger.warning("cannot read the staged mirror: %s", for_display(str(exc)))
         return ()
 
 
@@ -739,11 +743,11 @@ def _readable_by_nginx(root: Path) -> None:
     (root / TOOLS_DIR).mkdir(mode=0o755, exist_ok=True)
 
 
-def _redacting(log: Callable[[str], None]) -> Callable[[str], None]:
-    """A line logger that hides the credentials of the URLs each line quotes."""
+def _for_display(log: Callable[[str], None]) -> Callable[[str], None]:
+    """A line logger that shows each line as :func:`upgrader.urls.for_display` makes it."""
 
     def write(line: str) -> None:
-        log(redact_text(line))
+        log(for_display(line))
 
     return write
 

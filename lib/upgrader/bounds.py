@@ -37,6 +37,9 @@ MAX_QUOTED = 20
 MAX_VALUE_CHARS = 80
 """The most characters of a value from outside quoted in a message (:func:`preview`)."""
 
+MAX_OPTION_TEXT_BYTES = 4 * MIB
+"""The largest key or certificate text an option or file may give (a key block is a few KB)."""
+
 MAX_JOB_FILE_BYTES = 16 * MIB
 """The largest background sync job file read (it holds keys and CA certificates)."""
 

@@ -11,6 +11,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
+from .bounds import MAX_OPTION_TEXT_BYTES, MIB
 from .errors import InvalidInputError
 from .fetch import FetchSettings, check_ca_certificates
 from .nginx import DEFAULT_PORT, check_port
@@ -41,6 +42,14 @@ def check_os(text: str, *, option: str = "agent-os") -> str:
             f"invalid {option} {text!r}: use an OS name of lowercase letters such as ubuntu"
         )
     return text
+
+
+def _check_text_size(value: str, option: str) -> None:
+    if len(value) > MAX_OPTION_TEXT_BYTES:
+        raise InvalidInputError(
+            f"invalid {option}: {len(value)} characters, more than the "
+            f"{MAX_OPTION_TEXT_BYTES // MIB} MiB accepted (a key or certificate block is a few KB)"
+        )
 
 
 def _check_bool(value: object, option: str) -> bool:
@@ -80,8 +89,10 @@ class CharmConfig:
         check_os(self.agent_os)
         Policy.parse(self.selection_policy, option="selection-policy")
         _check_bool(self.verify_signatures, "verify-signatures")
+        _check_text_size(self.signing_keys, "signing-keys")
         if self.signing_keys.strip():
             check_key_text(self.signing_keys)
+        _check_text_size(self.ca_certificates, "ca-certificates")
         if self.ca_certificates.strip():
             check_ca_certificates(self.ca_certificates)
         check_parallel(self.parallel_downloads, option="parallel-downloads")

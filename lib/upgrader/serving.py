@@ -8,6 +8,7 @@ Plain data, no ops. The unit status shows :func:`serving_message`; the leader sh
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 
 from .errors import InvalidInputError
@@ -17,6 +18,8 @@ from .versions import Version
 MIRROR_URL_KEY = "mirror-url"
 REVISION_KEY = "mirror-revision"
 UNIT_KEY = "leader-unit"
+_REVISION = re.compile(r"[0-9a-f]{16}\Z")
+_UNIT = re.compile(r"[a-z][a-z0-9-]{0,62}/[0-9]{1,9}\Z")  # Juju's unit names
 
 
 def serving_message(
@@ -76,8 +79,11 @@ class LeaderMirror:
         revision = data.get(REVISION_KEY, "")
         if not url or not revision:
             return None
+        unit = data.get(UNIT_KEY, "")
+        if not _REVISION.match(revision) or (unit and not _UNIT.match(unit)):
+            return None  # not what a leader of this charm writes: the unit name reaches commands
         try:
             check_stream_url(url, option=MIRROR_URL_KEY)
         except InvalidInputError:
             return None
-        return cls(url, revision, data.get(UNIT_KEY, ""))
+        return cls(url, revision, unit)

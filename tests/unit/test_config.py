@@ -30,3 +30,10 @@ def test_parallel_downloads_option_is_checked(value: object) -> None:
     with pytest.raises(ValueError, match=r"invalid parallel-downloads .*from 1 to 16"):
         CharmConfig(parallel_downloads=value)  # type: ignore[arg-type]
     assert CharmConfig(parallel_downloads=16).parallel_downloads == 16
+
+
+@pytest.mark.parametrize("option", ["signing_keys", "ca_certificates"])
+def test_key_and_certificate_texts_are_bounded(option: str) -> None:
+    name = option.replace("_", "-")
+    with pytest.raises(InvalidInputError, match=rf"invalid {name}: 4194305 characters, more than"):
+        CharmConfig(**{option: "x" * (4 * 1024 * 1024 + 1)})

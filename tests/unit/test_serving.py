@@ -9,6 +9,7 @@ from upgrader.streams import AgentEntry
 from upgrader.versions import parse, parse_binary
 
 URL = "http://10.1.2.3:8080/tools"
+REVISION = "0123456789abcdef"
 
 
 def entries(*binaries: str) -> list[AgentEntry]:
@@ -55,15 +56,15 @@ def test_newest_staged() -> None:
 
 
 def test_leader_mirror_round_trip() -> None:
-    mirror = LeaderMirror(URL, "abc123", "upgrader/1")
+    mirror = LeaderMirror(URL, REVISION, "upgrader/1")
     assert mirror.as_dict() == {
         "mirror-url": URL,
-        "mirror-revision": "abc123",
+        "mirror-revision": REVISION,
         "leader-unit": "upgrader/1",
     }
     assert LeaderMirror.from_dict(mirror.as_dict()) == mirror
-    assert LeaderMirror.from_dict({"mirror-url": URL, "mirror-revision": "abc"}) == (
-        LeaderMirror(URL, "abc", "")
+    assert LeaderMirror.from_dict({"mirror-url": URL, "mirror-revision": REVISION}) == (
+        LeaderMirror(URL, REVISION, "")
     )
 
 
@@ -72,9 +73,15 @@ def test_leader_mirror_round_trip() -> None:
     [
         {},
         {"mirror-url": URL},
-        {"mirror-revision": "abc"},
-        {"mirror-url": "not a url", "mirror-revision": "abc"},
-        {"mirror-url": "ftp://x/tools", "mirror-revision": "abc"},
+        {"mirror-revision": REVISION},
+        {"mirror-url": "not a url", "mirror-revision": REVISION},
+        {"mirror-url": "ftp://x/tools", "mirror-revision": REVISION},
+        # A leader of this charm writes a 16-digit hex revision and a unit name; anything else
+        # would reach messages and the commands a plan prints.
+        {"mirror-url": URL, "mirror-revision": "abc"},
+        {"mirror-url": URL, "mirror-revision": REVISION + "\x1b[31m"},
+        {"mirror-url": URL, "mirror-revision": REVISION, "leader-unit": "upgrader/0; rm -rf /"},
+        {"mirror-url": URL, "mirror-revision": REVISION, "leader-unit": "x" * 10_000},
     ],
 )
 def test_unusable_leader_data_is_ignored(data: dict[str, str]) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from upgrader.bounds import MIB, preview
+from upgrader.bounds import MAX_OPTION_TEXT_BYTES, MIB, preview
 from upgrader.config import check_os, parse_architectures
 from upgrader.errors import InvalidInputError
 from upgrader.selection import Policy
@@ -97,7 +97,7 @@ def _policy(text: str) -> Policy:
     return Policy.parse(text, option="--policy")
 
 
-MAX_OPTION_FILE_BYTES = 4 * MIB
+MAX_OPTION_FILE_BYTES = MAX_OPTION_TEXT_BYTES
 """The largest --signing-keys or --ca-certificates file read (a full CA bundle is ~200 KB)."""
 
 
