@@ -415,11 +415,14 @@ class UpgraderCharm(ops.CharmBase):
         if contents is None:
             raise ActionRefusedError(self._stream_check.error)
         selection = make_plan(contents, request)
+        route = route_of(selection)
+        # A bare sync-binaries stages the default plan's route (kept by the read above).
+        exact = tuple(str(v) for v in route.stage) != self._stream_check.stage
         results = plan_results(
             selection,
             contents,
-            self._site(self._state, config, selection, exact=params != PlanParams()),
-            route=route_of(selection),
+            self._site(self._state, config, selection, exact=exact),
+            route=route,
             info=ControllerInfo(architectures=config.arch_list),
         )
         if not contents.verified:
@@ -537,8 +540,8 @@ class UpgraderCharm(ops.CharmBase):
             state: the charm state.
             config: the charm's options.
             selection: the plan.
-            exact: the plan used explicit parameters, so the sync command names each series
-                (``sync-binaries`` alone stages what the default plan's route needs).
+            exact: the route needs other versions than the default plan's, which is what
+                ``sync-binaries`` alone stages, so the sync command names each series.
         """
         root = state.storage_root
         if root is None or selection.outcome is not Outcome.UPGRADE:

@@ -212,10 +212,7 @@ def parse_show_controller(text: str, controller: str | None = None) -> tuple[str
         JujuCommandError: the output is not the expected JSON or holds no agent version; the
             message quotes any errors juju reported for the controller.
     """
-    try:
-        doc = load_json(text)
-    except MalformedJSONError as exc:
-        raise JujuCommandError(f"`juju show-controller` did not print JSON ({exc})") from None
+    doc = _load(text, "juju show-controller")
     if not isinstance(doc, dict) or not doc:
         raise JujuCommandError("`juju show-controller` printed no controller")
     if controller is not None and controller in doc:

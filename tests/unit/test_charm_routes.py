@@ -97,7 +97,7 @@ def test_3_6_10_to_3_6_12_is_in_place(ctx, serving) -> None:
         "",
     )
     assert out["next-steps"].splitlines() == [
-        f"{SYNC} version=3.6",
+        SYNC,  # the unit's own route (3.6.8) stages 3.6.12 too
         f"juju model-config -m controller agent-metadata-url={URL}",
         "juju upgrade-controller --agent-version 3.6.12 --dry-run",
         "juju upgrade-controller --agent-version 3.6.12",
@@ -180,3 +180,16 @@ def test_a_stream_other_than_released_is_named_on_every_upgrade(ctx, tmp_path: P
 def test_every_policy(ctx, serving, params: dict, target: str, route: str) -> None:
     out = plan(ctx, serving, **{"agent-version": "3.5.6", **params})
     assert (out["target-version"], out["route"]) == (target, route)
+
+
+def test_parameters_that_leave_the_route_as_it_is_stage_only_the_route(ctx, serving) -> None:
+    """README's `plan-upgrade client-version=...`: bare sync-binaries stages what `stage` says.
+
+    `version=3.6` would stage every 3.6 release the stream holds (three here, a dozen on the
+    official stream), not the one version the plan names.
+    """
+    out = plan(ctx, serving, **{"client-version": "3.6.12"})
+    assert (out["route"], out["stage"]) == ("in-place", "3.6.12")
+    assert out["next-steps"].splitlines()[0] == SYNC
+    ctx.run(ctx.on.action("sync-binaries", params={"dry-run": True}), serving)
+    assert (ctx.action_results or {})["versions"] == "3.6.12"

@@ -94,6 +94,7 @@ def test_show_controller_named_among_several() -> None:
     ("text", "message"),
     [
         ("not json", "did not print JSON"),
+        ("[" * 100_000 + "]" * 100_000, "`juju show-controller` did not print JSON"),
         ("[]", "printed no controller"),
         ("{}", "printed no controller"),
         (json.dumps({"p": {"details": {}}}), "reported no agent version for controller 'p'$"),
@@ -236,6 +237,12 @@ def test_controller_details_refuse_names_juju_would_not_print(text: str, message
         JujuCommandError, match=f"`juju show-controller` printed an unexpected {message}"
     ):
         parse_controller_details(text)
+
+
+def test_controller_details_refuse_deep_json_naming_the_command() -> None:
+    """Nesting deeper than Python's parser goes is broken output, not a crash."""
+    with pytest.raises(JujuCommandError, match="^`juju show-controller` did not print JSON \\(malformed JSON: nested more than 64"):
+        parse_controller_details("{" + '"a": {' * 100_000 + "}" * 100_001)
 
 
 # --- models ----------------------------------------------------------------------------------

@@ -214,28 +214,35 @@ def test_deploy_stage_import_and_refresh(
         assert plan.results["target-version"] == "3.6.12"
         assert plan.results["verified"] == "true"
         assert plan.results["staged"] == "false"
-        assert plan.results["next-steps"].splitlines() == [
-            "juju run upgrader/0 sync-binaries version=3.6",
+        # 3.5 is upgraded in place only to its newest patch; 3.6 needs a new controller.
+        assert plan.results["route"] == "in-place-then-new-controller"
+        assert plan.results["stage"] == "3.5.7, 3.6.12"
+        assert plan.results["next-steps"].splitlines()[:4] == [
+            "juju run upgrader/0 sync-binaries",
             f"juju model-config -m controller agent-metadata-url={MIRROR_URL}",
-            "juju upgrade-controller --agent-version 3.6.12",
+            "juju upgrade-controller --agent-version 3.5.7 --dry-run",
+            "juju upgrade-controller --agent-version 3.5.7",
         ]
 
-        # juju run upgrader/0 sync-binaries
+        # juju run upgrader/0 sync-binaries: every version of the route, no other
         sync = unit.run_action("sync-binaries")
         assert (sync.status, sync.message) == ("completed", "")
-        assert sync.results["versions"] == "3.6.12"
+        assert sync.results["versions"] == "3.6.12, 3.5.7"
         assert sorted(sync.results["staged"].split(", ")) == [
+            "3.5.7-ubuntu-amd64",
+            "3.5.7-ubuntu-arm64",
             "3.6.12-ubuntu-amd64",
             "3.6.12-ubuntu-arm64",
         ]
         assert sync.results["agent-metadata-url"] == MIRROR_URL
         assert any(line.startswith("juju-3.6.12-ubuntu-amd64.tgz: ") for line in sync.log)
-        for arch in ("amd64", "arm64"):
-            name = f"released/juju-3.6.12-ubuntu-{arch}.tgz"
-            assert staged_files(root)[f"tools/{name}"] == sample_sha256("3.6.12", arch)
-            status, body = machine.fetch(f"{MIRROR_URL}/{name}")
-            assert status == 200
-            assert hashlib.sha256(body).hexdigest() == sample_sha256("3.6.12", arch)
+        for version in ("3.5.7", "3.6.12"):
+            for arch in ("amd64", "arm64"):
+                name = f"released/juju-{version}-ubuntu-{arch}.tgz"
+                assert staged_files(root)[f"tools/{name}"] == sample_sha256(version, arch)
+                status, body = machine.fetch(f"{MIRROR_URL}/{name}")
+                assert status == 200
+                assert hashlib.sha256(body).hexdigest() == sample_sha256(version, arch)
 
         # juju attach-resource upgrader agent-binaries=./agents.tar.gz (made on a connected
         # machine with juju-upgrader bundle), then juju run upgrader/0 import-binaries
@@ -245,7 +252,7 @@ def test_deploy_stage_import_and_refresh(
         unit.attach_resource("agent-binaries", first).check()
         status, message = unit.status
         assert status == "active"
-        assert message.startswith("serving 3.6.14 (2 arches) and 2 older versions; ")
+        assert message.startswith("serving 3.6.14 (2 arches) and 3 older versions; ")
         assert message.endswith("; imported 5 agent binaries")
         assert "tools/released/juju-3.6.14-ubuntu-arm64.tgz" in staged_files(root)
         again = unit.run_action("import-binaries")
@@ -286,12 +293,12 @@ def test_deploy_stage_import_and_refresh(
             k: v for k, v in before.items() if "/streams/" not in k
         }
         for arch in ("amd64", "arm64"):
-            assert f"tools/released/juju-3.5.7-ubuntu-{arch}.tgz" in after
+            assert f"tools/released/juju-3.5.6-ubuntu-{arch}.tgz" in after
         # The served URL and the stored state survived: the update check stays conditional.
         status, message = unit.status
         assert status == "active"
         assert f"agent-metadata-url={MIRROR_URL}" in message
-        assert message.endswith("; imported 4 agent binaries")
+        assert message.endswith("; imported 2 agent binaries")  # 3.5.7 was staged by sync
         state_after = stored(unit)
         assert set(state_after) == {"stream", "last_import", "serving_error", "job_error"}
         assert state_after["stream"]["validators"] == state_before["stream"]["validators"]
@@ -310,7 +317,7 @@ def test_deploy_stage_import_and_refresh(
 
 
 def test_auto_sync_runs_the_packed_sync_job(charm: Path, machine: Machine) -> None:
-    """auto-sync stages the plan target in the background, with the charm's venv and lib/."""
+    """auto-sync stages the plan's route in the background, with the charm's venv and lib/."""
     unit = UnitAgent(machine)
     with machine.serve(SAMPLE) as stream:
         config = {"stream-url": stream.url, "signing-keys": SAMPLE_KEY, "auto-sync": True}
@@ -327,7 +334,7 @@ def test_auto_sync_runs_the_packed_sync_job(charm: Path, machine: Machine) -> No
             lambda: (
                 ("systemctl", "start", "--no-block", "upgrader-0-sync.service")
                 in machine.os_calls()
-                and "synced 3.6.12"
+                and "synced 3.5.7, 3.6.12"
                 in (machine.os_dir / "upgrader-0-sync.service.journal").read_text()
             ),
             timeout=120,
@@ -335,7 +342,7 @@ def test_auto_sync_runs_the_packed_sync_job(charm: Path, machine: Machine) -> No
         unit.hook("update-status").check()
         assert unit.status == (
             "active",
-            f"serving 3.6.12 (1 arch); agent-metadata-url={MIRROR_URL}",
+            f"serving 3.6.12 (1 arch) and 1 older version; agent-metadata-url={MIRROR_URL}",
         )
 
 
