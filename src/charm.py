@@ -26,7 +26,14 @@ from upgrader.fetch import Fetcher
 from upgrader.mirror import TOOLS_DIR, Mirror, MirrorBusyError, MirrorError, format_bytes
 from upgrader.nginx import LOG_DIR, Layout, NginxService, ServingError
 from upgrader.nginx import Site as NginxSite
-from upgrader.plan import PlanRequest, make_plan, plan_results, route_of, staged_versions
+from upgrader.plan import (
+    PlanRequest,
+    make_plan,
+    plan_results,
+    route_of,
+    staged_versions,
+    versions_to_stage,
+)
 from upgrader.runbook import ControllerInfo, Site
 from upgrader.selection import Outcome, Policy, Selection
 from upgrader.serving import LeaderMirror
@@ -453,7 +460,9 @@ class UpgraderCharm(ops.CharmBase):
             plan = dataclasses.replace(_plan_request(state, config), architectures=arches)
             selection = make_plan(contents, plan)
             route = route_of(selection)
-            versions = route.stage or (selection.target,)
+            versions, unlisted = versions_to_stage(selection, route, contents, plan)
+            for version in unlisted:
+                log(f"{version} is not in the stream: the route's other versions are staged")
             log(
                 f"staging {', '.join(str(v) for v in versions)}: what the plan-upgrade route "
                 f"needs ({route.route.value}; {selection.reason})"

@@ -60,8 +60,9 @@ MAX_MACHINES = 10_000
 """Machines (and containers) counted in one model's ``juju machines`` output."""
 
 _MAX_STDERR = 64 * 1024
-_MODEL = r"[a-z0-9][a-z0-9-]{0,62}"
-_USER = r"[A-Za-z0-9](?:[A-Za-z0-9.+-]{0,62}[A-Za-z0-9])?(?:@[A-Za-z0-9.+-]{1,100})?"
+# Juju's names package: no length limit of its own; 255 keeps a hostile line cheap to match.
+_MODEL = r"[a-z0-9][a-z0-9-]{0,254}"
+_USER = r"[A-Za-z0-9](?:[A-Za-z0-9.+-]{0,253}[A-Za-z0-9])?(?:@[A-Za-z0-9.+-]{1,255})?"
 _QUALIFIED_MODEL = re.compile(rf"(?:{_USER})/{_MODEL}\Z")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 _ARCH = re.compile(r"[a-z0-9_]{1,20}\Z")

@@ -108,6 +108,23 @@ def staged_versions(
     return frozenset(v for v, arches in have.items() if arches == wanted)
 
 
+def versions_to_stage(
+    selection: Selection, route: RoutePlan, contents: StreamContents, request: PlanRequest
+) -> tuple[tuple[Version, ...], tuple[Version, ...]]:
+    """What staging without a version takes, split into what the stream has and what it lacks.
+
+    That is the route's ``stage``, or the target when the route stages nothing. The stage may
+    hold a version the stream no longer lists (the controller's own, for models
+    behind it): staging the rest must not fail for it.
+    """
+    wanted = route.stage or (selection.target,)
+    listed = contents.available(request.os_name, request.architectures)
+    return (
+        tuple(v for v in wanted if v in listed),
+        tuple(v for v in wanted if v not in listed),
+    )
+
+
 def next_steps(
     selection: Selection,
     mirror: Site | None = None,

@@ -21,8 +21,30 @@ NOTHING_TO_DO = "nothing to do: the controller runs the newest version this poli
 AGENT_METADATA_URL = "<agent-metadata-url>"
 """Placeholder for the mirror URL when the plan does not know it."""
 
-DEFAULT_BASE = "ubuntu@24.04"
-"""The base the new controller is bootstrapped on (one every Juju 3.6 supports)."""
+
+def bootstrap_base(target: Version) -> str:
+    """The base a new controller of ``target`` is bootstrapped on: that Juju's default LTS.
+
+    Juju 3.6 made ubuntu@24.04 its default (juju/juju PR #18332, ``DefaultSupportedLTSBase``);
+    from 3.0 to 3.5 it was ubuntu@22.04 (PR #14181), which every 3.x controller charm supports.
+    """
+    return "ubuntu@24.04" if target.major_minor >= (3, 6) else "ubuntu@22.04"
+
+
+def channel(target: Version) -> str:
+    """The snap and charm channel that carries ``target``: ``3.6/stable``, ``3.7/beta``...
+
+    Juju publishes each minor in its own track, a release on ``stable``, its betas on
+    ``beta``, its release candidates on ``candidate`` and other builds on ``edge``
+    (Juju's "Juju snap tracks and channels", discourse.charmhub.io/t/61; the juju-controller
+    charm follows the client, ``--controller-charm-channel`` defaulting to
+    ``<major>.<minor>/stable`` in cmd/juju/commands/bootstrap.go).
+    """
+    risk = "stable"
+    if target.tag:
+        risk = {"beta": "beta", "rc": "candidate"}.get(target.tag, "edge")
+    return f"{target.major}.{target.minor}/{risk}"
+
 
 JUJU_DB_CHANNEL = "4.4/stable"
 """``DefaultJujuDBSnapChannel`` (controller/config.go): the juju-db snap every 3.x uses."""
@@ -67,7 +89,8 @@ class ControllerInfo:
         image_repo: on Kubernetes, the site's registry path (``caas-image-repo``).
         offline_dir: the absolute directory offline bootstrap files are fetched into.
         new_name: the new controller's name.
-        base: the base the new controller is bootstrapped on.
+        base: the base the new controller is bootstrapped on (default: the target's default
+            LTS, :func:`bootstrap_base`).
     """
 
     name: str | None = None
@@ -77,7 +100,7 @@ class ControllerInfo:
     image_repo: str | None = None
     offline_dir: str | None = None
     new_name: str | None = None
-    base: str = DEFAULT_BASE
+    base: str | None = None
 
 
 def default_offline_dir(target: Version) -> str:
@@ -197,8 +220,11 @@ class _Runbook:
         if self.site is None or self.route.kubernetes:
             return []
         stream = f" agent-stream={self.stream}" if self.stream else ""
+        # Hosted models' agents fetch binaries the controller has not cached through their own
+        # model's config (apiserver/tools.go), so every model needs the URL: the default.
         return [
-            f"juju model-config -m {self.prefix}controller agent-metadata-url={self.url}{stream}"
+            f"juju model-config -m {self.prefix}controller agent-metadata-url={self.url}{stream}",
+            f"juju model-defaults{self.ctrl_flag} agent-metadata-url={self.url}{stream}",
         ]
 
     # --- in place --------------------------------------------------------------------------
@@ -265,6 +291,7 @@ class _Runbook:
     def new_controller(self, target: Version) -> list[str]:
         info = self.info
         series = f"{target.major}.{target.minor}"
+        base = info.base or bootstrap_base(target)
         directory = info.offline_dir or default_offline_dir(target)
         new = new_controller_name(target, info)
         cloud = info.cloud or "<cloud>"
@@ -273,14 +300,14 @@ class _Runbook:
             f"# a new {series} controller; on a host with internet access, fetch what an "
             "offline bootstrap needs:",
             f"mkdir -p {directory}",
-            f"snap download juju --channel={series}/stable --target-directory={directory}",
+            f"snap download juju --channel={channel(target)} --target-directory={directory}",
         ]
         if not kubernetes:
             arch = info.architectures[0] if info.architectures else "amd64"
             lines += [
                 f"snap download juju-db --channel={JUJU_DB_CHANNEL} "
                 f"--target-directory={directory}",
-                f"juju download juju-controller --channel {series}/stable --base {info.base} "
+                f"juju download juju-controller --channel {channel(target)} --base {base} "
                 f"--arch {arch} --filepath {directory}/juju-controller.charm",
             ]
         lines += [
@@ -305,7 +332,7 @@ class _Runbook:
                     f"--model-default agent-stream={self.stream}"
                 )
             lines.append(
-                f"juju bootstrap {cloud} {new} --no-switch --bootstrap-base {info.base} "
+                f"juju bootstrap {cloud} {new} --no-switch --bootstrap-base {base} "
                 f"--agent-version {target} "
                 f"--controller-charm-path {directory}/juju-controller.charm "
                 f"--db-snap {directory}/juju-db_*.snap "
@@ -316,11 +343,22 @@ class _Runbook:
         lines += self.recreate(new)
         lines += self.migrate(target, new)
         lines.append(f"juju change-user-password -c {new} <user> --reset")
-        lines.append(
-            "# send each user the `juju register` line it prints; the old controller can go "
-            "once every model runs on " + new
-        )
+        lines.append("# send each user the `juju register` line it prints")
+        lines += self.keep_mirror(new)
+        lines.append(f"# the old controller can go once every model runs on {new}")
         return lines
+
+    def keep_mirror(self, new: str) -> list[str]:
+        """The models on the new controller still read the old mirror: move it first."""
+        if self.site is None or self.route.kubernetes:
+            return []
+        return [
+            f"# {new} and its models read agent binaries from {self.url}; before that mirror "
+            f"goes with the old controller, serve one from {new} (e.g. deploy upgrader in "
+            f"{new}:controller and import the same binaries) and point {new} at it:",
+            f"juju model-config -m {new}:controller agent-metadata-url=<new mirror URL>",
+            f"juju model-defaults -c {new} agent-metadata-url=<new mirror URL>",
+        ]
 
     def recreate(self, new: str) -> list[str]:
         """Users, clouds and credentials: a model moves only when they exist on the target."""

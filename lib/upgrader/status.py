@@ -193,7 +193,7 @@ def unit_status(facts: UnitFacts) -> UnitStatus:
 def _active_message(facts: UnitFacts) -> str:
     target = facts.stream.target
     if facts.serving is not None and not facts.serving_error:
-        message = _serving_line(facts.serving, target)
+        message = _serving_line(facts.serving, facts.stream)
     else:
         message = f"agent {facts.agent_version}"
         if target:
@@ -205,11 +205,12 @@ def _active_message(facts: UnitFacts) -> str:
     return message
 
 
-def _serving_line(serving: Serving, target: str) -> str:
+def _serving_line(serving: Serving, stream: StreamCheck) -> str:
     """``serving 3.6.12 (2 arches); agent-metadata-url=...`` and what is pending."""
     parts = [serving_message(serving.entries, serving.os_name, serving.architectures, serving.url)]
-    if target and _target_not_staged(serving, target):
-        parts.append(f"upgrade target {target} is not staged")
+    pending = _not_staged(serving, stream)
+    if pending:
+        parts.append(pending)
     if serving.job is not None and serving.job.state in (RUNNING, FAILED):
         parts.append(serving.job.describe())
     if serving.job_error:
@@ -217,12 +218,25 @@ def _serving_line(serving: Serving, target: str) -> str:
     return "; ".join(parts)
 
 
-def _target_not_staged(serving: Serving, target: str) -> bool:
+def _not_staged(serving: Serving, stream: StreamCheck) -> str:
+    """What the route to the newest target still needs staged, as a status note ("" if none)."""
     try:
-        version = parse(target)
+        target = parse(stream.target) if stream.target else None
+        route = [parse(v) for v in stream.stage] or ([target] if target else [])
     except UpgraderError:
-        return False
-    if is_staged(serving.entries, version, serving.os_name, serving.architectures):
-        return False
+        return ""
+    if target is None:
+        return ""
     newest = newest_staged(serving.entries, serving.os_name)
-    return newest is None or newest <= version
+    if newest is not None and newest > target:
+        return ""  # a newer version is staged already: the operator chose it
+    missing = [
+        v
+        for v in route
+        if not is_staged(serving.entries, v, serving.os_name, serving.architectures)
+    ]
+    if not missing:
+        return ""
+    if missing == [target]:
+        return f"upgrade target {target} is not staged"
+    return f"upgrade target {target} needs {', '.join(str(v) for v in missing)} staged"

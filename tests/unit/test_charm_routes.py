@@ -69,10 +69,11 @@ def test_3_5_6_to_3_6_12_patches_in_place_then_moves_to_a_new_controller(ctx, se
     )
     assert out["staged"] == "false"
     steps = out["next-steps"].splitlines()
-    assert steps[:5] == [
+    assert steps[:6] == [
         f"{SYNC} version=3.5",
         f"{SYNC} version=3.6",
         f"juju model-config -m controller agent-metadata-url={URL}",
+        f"juju model-defaults agent-metadata-url={URL}",
         "juju upgrade-controller --agent-version 3.5.7 --dry-run",
         "juju upgrade-controller --agent-version 3.5.7",
     ]
@@ -99,6 +100,7 @@ def test_3_6_10_to_3_6_12_is_in_place(ctx, serving) -> None:
     assert out["next-steps"].splitlines() == [
         SYNC,  # the unit's own route (3.6.8) stages 3.6.12 too
         f"juju model-config -m controller agent-metadata-url={URL}",
+        f"juju model-defaults agent-metadata-url={URL}",
         "juju upgrade-controller --agent-version 3.6.12 --dry-run",
         "juju upgrade-controller --agent-version 3.6.12",
         "# wait until `juju status -m controller` shows every controller agent at 3.6.12",
@@ -158,9 +160,10 @@ def test_a_stream_other_than_released_is_named_on_every_upgrade(ctx, tmp_path: P
         )
         out = plan(ctx, state)
     steps = out["next-steps"].splitlines()
-    assert steps[:4] == [
+    assert steps[:5] == [
         SYNC,
         f"juju model-config -m controller agent-metadata-url={URL} agent-stream=proposed",
+        f"juju model-defaults agent-metadata-url={URL} agent-stream=proposed",
         "juju upgrade-controller --agent-version 3.6.13 --agent-stream proposed --dry-run",
         "juju upgrade-controller --agent-version 3.6.13 --agent-stream proposed",
     ]

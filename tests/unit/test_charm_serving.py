@@ -597,9 +597,10 @@ def test_plan_upgrade_gives_the_complete_sequence(ctx, base, store, root) -> Non
     ctx.run(ctx.on.action("plan-upgrade"), state)
     results = ctx.action_results or {}
     assert results["staged"] == "false"
-    assert results["next-steps"].splitlines()[:4] == [
+    assert results["next-steps"].splitlines()[:5] == [
         "juju run upgrader/0 sync-binaries",
         f"juju model-config -m controller agent-metadata-url={DEFAULT_URL}",
+        f"juju model-defaults agent-metadata-url={DEFAULT_URL}",
         "juju upgrade-controller --agent-version 3.6.13 --dry-run",
         "juju upgrade-controller --agent-version 3.6.13",
     ]

@@ -325,8 +325,9 @@ def test_plan_yaml_output(stream_url: str, bin_dir: Path) -> None:
     assert results["verified"] == "false"  # a string, as in the action, not a YAML boolean
     steps = results["next-steps"].splitlines()
     assert steps[0].startswith("juju-upgrader sync --local-dir /var/tmp/juju-3.5.7/agents ")
-    assert steps[-7:] == [
+    assert steps[-8:] == [
         "juju model-config -m controller agent-metadata-url=<agent-metadata-url>",
+        "juju model-defaults agent-metadata-url=<agent-metadata-url>",
         "juju upgrade-controller --agent-version 3.5.7 --dry-run",
         "juju upgrade-controller --agent-version 3.5.7",
         "# wait until `juju status -m controller` shows every controller agent at 3.5.7",
@@ -375,7 +376,7 @@ def test_plan_text_output_is_for_a_person(stream_url: str, bin_dir: Path) -> Non
     )
     numbers = [int(line.split(".")[0]) for line in runbook if not line.lstrip().startswith("#")]
     assert numbers == list(range(1, len(numbers) + 1))
-    assert "   5. juju upgrade-controller --agent-version 3.5.7 --dry-run" in runbook
+    assert "   6. juju upgrade-controller --agent-version 3.5.7 --dry-run" in runbook
     assert done.stderr == ""
 
 

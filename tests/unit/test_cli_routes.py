@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,8 @@ from test_cli import (
 from support.gpg import needs_gpg
 from support.servers import serve_directory
 from support.streams import Agent, write_stream
-from upgrader.juju_client import MAX_MODELS
+from upgrader.cli.plan import Versions, read_juju_facts
+from upgrader.juju_client import MAX_MODELS, ControllerDetails
 from upgrader.runbook import default_offline_dir
 from upgrader.versions import Version
 
@@ -108,8 +110,9 @@ def test_3_5_6_to_3_6_12(routes_url: str, bin_dir: Path) -> None:
 def test_3_6_10_to_3_6_12(routes_url: str, bin_dir: Path) -> None:
     out = plan(routes_url, bin_dir, "--agent-version", "3.6.10")
     assert (out["route"], out["hops"], out["in-place-target"]) == ("in-place", "3.6.12", "")
-    assert out["next-steps"].splitlines()[1:4] == [
+    assert out["next-steps"].splitlines()[1:5] == [
         f"juju model-config -m controller agent-metadata-url={URL}",
+        f"juju model-defaults agent-metadata-url={URL}",
         "juju upgrade-controller --agent-version 3.6.12 --dry-run",
         "juju upgrade-controller --agent-version 3.6.12",
     ]
@@ -448,3 +451,31 @@ def test_readme_get_going_output_is_what_the_command_prints(bin_dir: Path) -> No
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.replace(str(ROOT), "/home/you/upgrader") == shown
+
+
+def test_counting_architectures_keeps_to_its_time_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `juju machines` that hangs is cut at the budget, not at juju's own 60 s limit."""
+    prod = {"name": "admin/prod", "model-type": "iaas", "type": "lxd", "cloud": "lxd"}
+    models = {"models": [{**prod, "life": "alive", "agent-version": "3.6.10"}]}
+    juju = tmp_path / "juju"
+    juju.write_text(
+        "#!/bin/sh\n"
+        f"if [ \"$1\" = models ]; then echo '{json.dumps(models)}'; exit 0; fi\n"
+        "exec sleep 30\n"
+    )
+    juju.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    versions = Versions(
+        Version(3, 6, 10), "juju show-controller prod", None, "not given",
+        ControllerDetails("prod", Version(3, 6, 10), "lxd"),
+    )  # fmt: skip
+    started = time.monotonic()
+    facts = read_juju_facts(versions, budget=1.0)
+    assert time.monotonic() - started < 10
+    assert facts.architectures == ()
+    assert facts.notes == (
+        "stopped counting architectures after 0 of 2 models (1 s); give --arch for any other "
+        "architecture in use",
+    )

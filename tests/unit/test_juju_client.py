@@ -241,7 +241,10 @@ def test_controller_details_refuse_names_juju_would_not_print(text: str, message
 
 def test_controller_details_refuse_deep_json_naming_the_command() -> None:
     """Nesting deeper than Python's parser goes is broken output, not a crash."""
-    with pytest.raises(JujuCommandError, match="^`juju show-controller` did not print JSON \\(malformed JSON: nested more than 64"):
+    with pytest.raises(
+        JujuCommandError,
+        match="^`juju show-controller` did not print JSON \\(malformed JSON: nested more than 64",
+    ):
         parse_controller_details("{" + '"a": {' * 100_000 + "}" * 100_001)
 
 

@@ -30,6 +30,7 @@ def plan(agent: str = "3.6.9"):
 
 IN_PLACE = [
     f"juju model-config -m controller agent-metadata-url={URL}",
+    f"juju model-defaults agent-metadata-url={URL}",
     "juju upgrade-controller --agent-version 3.6.12 --dry-run",
     "juju upgrade-controller --agent-version 3.6.12",
     "# wait until `juju status -m controller` shows every controller agent at 3.6.12",
@@ -63,7 +64,7 @@ def test_up_to_date_needs_nothing_even_with_a_mirror() -> None:
 def test_without_a_mirror_there_is_no_staging_or_pointing() -> None:
     results = plan_results(plan(), CONTENTS)
     assert "staged" not in results
-    assert results["next-steps"].splitlines() == IN_PLACE[1:]
+    assert results["next-steps"].splitlines() == IN_PLACE[2:]
     assert (results["route"], results["hops"], results["stage"]) == (
         "in-place",
         "3.6.12",

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from upgrader.errors import SelectionError
-from upgrader.plan import PlanRequest, make_plan, plan_results, route_of, staged_versions
+from upgrader.plan import (
+    PlanRequest,
+    make_plan,
+    plan_results,
+    route_of,
+    staged_versions,
+    versions_to_stage,
+)
 from upgrader.routes import HostedModel
 from upgrader.runbook import ControllerInfo, Site
 from upgrader.selection import Policy
@@ -56,9 +63,10 @@ def test_3_5_6_to_3_6_12() -> None:
         "supported; if juju migrate answers 'Source controller does not support required"
     )
     steps = out["next-steps"].splitlines()
-    assert steps[:3] == [
+    assert steps[:4] == [
         SYNC,
         f"juju model-config -m controller agent-metadata-url={URL}",
+        f"juju model-defaults agent-metadata-url={URL}",
         "juju upgrade-controller --agent-version 3.5.7 --dry-run",
     ]
     assert out["staged"] == "false"
@@ -181,3 +189,17 @@ def test_staged_versions_needs_every_architecture() -> None:
     assert staged_versions(entries, "ubuntu", ["amd64", "arm64"]) == {parse("3.6.12")}
     assert staged_versions(entries, "ubuntu", ["amd64"]) == {parse("3.6.12"), parse("3.5.7")}
     assert staged_versions(entries, "centos", ["amd64"]) == frozenset()
+
+
+def test_a_stage_version_the_stream_lacks_does_not_stop_the_rest() -> None:
+    """A 2.9.53 controller whose 2.9.40 model must catch up: the stream has no 2.9.53 any more."""
+    stream = contents("2.9.52", "3.6.12")
+    models = [HostedModel("admin/old", parse("2.9.40"))]
+    request = PlanRequest(parse("2.9.53"), client=parse("3.6.12"), architectures=("amd64",))
+    selection = make_plan(stream, request)
+    route = route_of(selection, models=models)
+    assert parse("2.9.53") in route.stage
+    assert versions_to_stage(selection, route, stream, request) == (
+        (parse("3.6.12"),),
+        (parse("2.9.53"),),
+    )

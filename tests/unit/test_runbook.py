@@ -7,6 +7,8 @@ from upgrader.runbook import (
     NOTHING_TO_DO,
     ControllerInfo,
     Site,
+    bootstrap_base,
+    channel,
     charm_base_tag,
     default_offline_dir,
     new_controller_name,
@@ -19,6 +21,17 @@ STREAM = [V(v) for v in "2.9.50 2.9.52 2.9.53 3.1.8 3.5.6 3.5.7 3.6.10 3.6.11 3.
 URL = "http://10.1.2.3:8080/tools"
 SYNC = "juju run upgrader/0 sync-binaries"
 DIR = default_offline_dir(Version(3, 6, 12))
+
+
+def keep_mirror(new: str) -> list[str]:
+    """The lines that move the models' mirror to the new controller before the old one goes."""
+    return [
+        f"# {new} and its models read agent binaries from {URL}; before that mirror goes with "
+        f"the old controller, serve one from {new} (e.g. deploy upgrader in {new}:controller and "
+        f"import the same binaries) and point {new} at it:",
+        f"juju model-config -m {new}:controller agent-metadata-url=<new mirror URL>",
+        f"juju model-defaults -c {new} agent-metadata-url=<new mirror URL>",
+    ]
 
 
 def site(*staged: str, stream: str = "released", sync: str = SYNC) -> Site:
@@ -62,14 +75,16 @@ BOOTSTRAP_36 = [
     "juju upgrade-model -m controller-3-6:<model> --agent-version 3.6.12 --dry-run",
     "juju upgrade-model -m controller-3-6:<model> --agent-version 3.6.12",
     "juju change-user-password -c controller-3-6 <user> --reset",
-    "# send each user the `juju register` line it prints; the old controller can go once "
-    "every model runs on controller-3-6",
+    "# send each user the `juju register` line it prints",
+    *keep_mirror("controller-3-6"),
+    "# the old controller can go once every model runs on controller-3-6",
 ]
 
 
 def in_place(version: str) -> list[str]:
     return [
         f"juju model-config -m controller agent-metadata-url={URL}",
+        f"juju model-defaults agent-metadata-url={URL}",
         f"juju upgrade-controller --agent-version {version} --dry-run",
         f"juju upgrade-controller --agent-version {version}",
         f"# wait until `juju status -m controller` shows every controller agent at {version}",
@@ -184,6 +199,7 @@ def test_known_models_get_real_names_and_skip_the_up_to_date() -> None:
     assert in_place_part == [
         SYNC,
         f"juju model-config -m prod:controller agent-metadata-url={URL}",
+        f"juju model-defaults -c prod agent-metadata-url={URL}",
         "juju upgrade-controller -c prod --agent-version 3.5.7 --dry-run",
         "juju upgrade-controller -c prod --agent-version 3.5.7",
         "# wait until `juju status -m prod:controller` shows every controller agent at 3.5.7",
@@ -210,8 +226,9 @@ def test_known_models_get_real_names_and_skip_the_up_to_date() -> None:
         "juju upgrade-model -m prod-3-6:alice/dev --agent-version 3.6.12 --dry-run",
         "juju upgrade-model -m prod-3-6:alice/dev --agent-version 3.6.12",
         "juju change-user-password -c prod-3-6 <user> --reset",
-        "# send each user the `juju register` line it prints; the old controller can go once "
-        "every model runs on prod-3-6",
+        "# send each user the `juju register` line it prints",
+        *keep_mirror("prod-3-6"),
+        "# the old controller can go once every model runs on prod-3-6",
     ]
     bootstrap = next(line for line in tail if line.startswith("juju bootstrap "))
     assert bootstrap.startswith("juju bootstrap maas/default prod-3-6 --no-switch ")
@@ -223,6 +240,7 @@ def test_up_to_date_controller_upgrades_the_models_behind_it() -> None:
     assert lines == [
         SYNC,
         f"juju model-config -m prod:controller agent-metadata-url={URL}",
+        f"juju model-defaults -c prod agent-metadata-url={URL}",
         "juju upgrade-model -m prod:admin/prod --agent-version 3.6.12 --dry-run",
         "juju upgrade-model -m prod:admin/prod --agent-version 3.6.12",
     ]
@@ -231,9 +249,10 @@ def test_up_to_date_controller_upgrades_the_models_behind_it() -> None:
 def test_a_2_9_model_below_the_minimum_goes_to_the_controller_version_first() -> None:
     models = (HostedModel("admin/old", V("2.9.40")), HostedModel("admin/new", V("2.9.53")))
     lines = steps("2.9.53", "3.6.12", models=models, info=INFO)
-    assert lines[:4] == [
+    assert lines[:5] == [
         SYNC,
         f"juju model-config -m prod:controller agent-metadata-url={URL}",
+        f"juju model-defaults -c prod agent-metadata-url={URL}",
         "juju upgrade-model -m prod:admin/old --agent-version 2.9.53 --dry-run",
         "juju upgrade-model -m prod:admin/old --agent-version 2.9.53",
     ]
@@ -333,3 +352,26 @@ def test_every_path_in_every_command_is_absolute() -> None:
                 seen += 1
                 assert path.startswith("/"), (line, word)
     assert seen == 27  # 9 per new-controller route, 3 of them
+
+
+def test_a_pre_release_target_comes_from_its_risk_channel() -> None:
+    assert [channel(V(v)) for v in ("3.6.12", "3.7-beta1", "3.7-rc2", "3.7-dev3")] == [
+        "3.6/stable",
+        "3.7/beta",
+        "3.7/candidate",
+        "3.7/edge",
+    ]
+    lines = runbook(plan_route(V("3.6.12"), V("3.7-beta1"), [*STREAM, V("3.7-beta1")]), site())
+    assert any(line.startswith("snap download juju --channel=3.7/beta ") for line in lines)
+    assert any("juju download juju-controller --channel 3.7/beta " in line for line in lines)
+
+
+def test_a_target_before_3_6_bootstraps_on_its_own_default_lts() -> None:
+    assert (bootstrap_base(V("3.6.12")), bootstrap_base(V("3.5.7"))) == (
+        "ubuntu@24.04",
+        "ubuntu@22.04",
+    )
+    lines = steps("3.1.8", "3.5.7")
+    bootstrap = next(line for line in lines if line.startswith("juju bootstrap "))
+    assert " --bootstrap-base ubuntu@22.04 " in bootstrap
+    assert any(" --base ubuntu@22.04 " in line for line in lines if "juju download" in line)

@@ -147,3 +147,21 @@ def test_records_survive_stored_state() -> None:
     outcome = ImportOutcome(error="e", retry=True, note="n")
     assert ImportOutcome.from_dict(outcome.as_dict()) == outcome
     assert ImportOutcome.from_dict({}) == ImportOutcome()
+
+
+def test_every_version_the_route_still_needs_is_named() -> None:
+    """3.5.6 goes in place to 3.5.7, then to a new 3.6.12 controller: both must be staged."""
+    stream = StreamCheck(target="3.6.12", stage=("3.5.7", "3.6.12"))
+    first_only = unit_status(
+        facts(storage_attached=True, stream=stream, serving=serving("3.6.12-ubuntu-amd64"))
+    )
+    assert first_only.message.endswith("; upgrade target 3.6.12 needs 3.5.7 staged")
+    neither = unit_status(facts(storage_attached=True, stream=stream, serving=serving()))
+    assert neither.message.endswith("; upgrade target 3.6.12 needs 3.5.7, 3.6.12 staged")
+    both = serving("3.5.7-ubuntu-amd64", "3.6.12-ubuntu-amd64")
+    assert (
+        "staged"
+        not in unit_status(
+            facts(storage_attached=True, stream=stream, serving=both)
+        ).message.split("agent-metadata-url")[1]
+    )

@@ -29,6 +29,7 @@ from upgrader.cli.options import (
 from upgrader.cli.stream import open_fetcher, read_contents, signature_text, trust_policy
 from upgrader.errors import InvalidInputError
 from upgrader.juju_client import (
+    JUJU_TIMEOUT,
     MAX_MACHINES,
     ControllerDetails,
     JujuCommandError,
@@ -221,27 +222,16 @@ def read_juju_facts(versions: Versions, *, budget: float = ARCH_SECONDS) -> Juju
     machine_models = ["admin/controller", *(m.name for m in listing.models if m.kind == "iaas")]
     if listing.kubernetes:
         machine_models = [m.name for m in listing.models if m.kind == "iaas"]
-    arches: set[str] = set()
     deadline = time.monotonic() + budget
-    for count, model in enumerate(machine_models):
-        if count >= ARCH_MODELS or time.monotonic() > deadline:
-            why = f"at most {ARCH_MODELS} models" if count >= ARCH_MODELS else f"{budget:g} s"
-            notes.append(
-                f"stopped counting architectures after {count} of {len(machine_models)} models "
-                f"({why}); give --arch for any other architecture in use"
-            )
-            break
-        machines = machine_architectures(juju, details.name, model)
-        arches |= machines.architectures
-        if not machines.complete:
-            notes.append(
-                f"counted the architectures of the first {MAX_MACHINES} machines of {model} "
-                "only; give --arch for any other architecture in use"
-            )
+    arches, arch_notes = _architectures_in_use(
+        juju, details.name, machine_models, deadline, budget
+    )
+    notes += arch_notes
     bases: set[str] = set()
     if listing.kubernetes:
-        for model in [m.name for m in listing.models if m.kind == "caas"][:ARCH_MODELS]:
-            bases |= charm_bases(juju, details.name, model)
+        caas = [m.name for m in listing.models if m.kind == "caas"][:ARCH_MODELS]
+        bases, base_notes = _charm_bases_in_use(juju, details.name, caas, deadline, budget)
+        notes += base_notes
     return JujuFacts(
         listing.models,
         listing.kubernetes,
@@ -249,6 +239,55 @@ def read_juju_facts(versions: Versions, *, budget: float = ARCH_SECONDS) -> Juju
         tuple(sorted(bases)),
         tuple(notes),
     )
+
+
+def _architectures_in_use(
+    juju: str, controller: str, models: list[str], deadline: float, budget: float
+) -> tuple[set[str], list[str]]:
+    """The architectures of the models' machines, counted within the budget, and notes."""
+    arches: set[str] = set()
+    notes: list[str] = []
+    for count, model in enumerate(models):
+        left = deadline - time.monotonic()
+        machines = None
+        if count < ARCH_MODELS and left > 0:
+            try:
+                machines = machine_architectures(
+                    juju, controller, model, timeout=min(JUJU_TIMEOUT, left)
+                )
+            except JujuCommandError:
+                if left >= JUJU_TIMEOUT:
+                    raise  # juju's own time limit, not the budget: a real failure
+        if machines is None:
+            why = f"at most {ARCH_MODELS} models" if count >= ARCH_MODELS else f"{budget:g} s"
+            notes.append(
+                f"stopped counting architectures after {count} of {len(models)} models "
+                f"({why}); give --arch for any other architecture in use"
+            )
+            break
+        arches |= machines.architectures
+        if not machines.complete:
+            notes.append(
+                f"counted the architectures of the first {MAX_MACHINES} machines of {model} "
+                "only; give --arch for any other architecture in use"
+            )
+    return arches, notes
+
+
+def _charm_bases_in_use(
+    juju: str, controller: str, models: list[str], deadline: float, budget: float
+) -> tuple[set[str], list[str]]:
+    """The bases of the Kubernetes models' charms, read within the budget, and notes."""
+    bases: set[str] = set()
+    for model in models:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return bases, [
+                f"stopped reading the charm bases after {budget:g} s; copy the charm-base "
+                "image of any other base in use"
+            ]
+        bases |= charm_bases(juju, controller, model, timeout=min(JUJU_TIMEOUT, left))
+    return bases, []
 
 
 def architectures(args: argparse.Namespace, facts: JujuFacts) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from upgrader.cli.plan import (
 )
 from upgrader.cli.stream import open_fetcher, signature_text, trust_policy
 from upgrader.errors import InvalidInputError, UpgraderError
-from upgrader.plan import make_plan, route_of
+from upgrader.plan import make_plan, route_of, versions_to_stage
 from upgrader.selection import Outcome
 from upgrader.streams import StreamContents, TrustPolicy
 from upgrader.versions import SeriesFilter, Version, parse_major_minor
@@ -163,7 +163,10 @@ def sync_request(
         )
     else:
         console.note(f"the controller is up to date at {selection.agent}; staging that version")
-    stage = route.stage or (selection.target,)
+    request = plan_request(args, versions, arches)
+    stage, unlisted = versions_to_stage(selection, route, contents, request)
+    for version in unlisted:
+        console.note(f"{version} is not in the stream: the route's other versions are staged")
     if route.stage:
         console.note(
             f"route {route.route.value}: staging {', '.join(str(v) for v in stage)} for "
