@@ -1171,6 +1171,8 @@ def _normalise_proxy(name: str, value: str | None) -> str | None:
     Raises:
         InvalidInputError: Not an http(s) URL with a host.
     """
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f"{name}: expected a proxy URL (http://host:port), not {value!r}")
     text = (value or "").strip()
     if not text:
         return None

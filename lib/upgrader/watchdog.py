@@ -71,6 +71,7 @@ class Watch:
         self._ends = None if deadline is None else now + deadline
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
         self._next_sample = now
+        self._paused = False
         self._sockets: list[socket.socket] = []
         self.restart()
 
@@ -94,6 +95,12 @@ class Watch:
             self._samples.clear()
             self._samples.append((now, self.received))
             self._next_sample = now + self.window / RATE_SAMPLES
+            self._paused = False
+
+    def pause(self) -> None:
+        """Stop judging the rate until :meth:`restart` (a pause between two attempts)."""
+        with _WATCHDOG.lock:
+            self._paused = True
 
     def remaining(self) -> float | None:
         """Seconds left until the deadline (never negative), or None without one."""
@@ -154,7 +161,7 @@ class Watch:
             self._break("deadline")
             return None
         due = self._ends
-        if self.min_rate:
+        if self.min_rate and not self._paused:
             if now >= self._next_sample:
                 self._samples.append((now, self.received))
                 self._next_sample = now + self.window / RATE_SAMPLES

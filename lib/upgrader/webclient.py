@@ -550,6 +550,7 @@ class _Retry(Retry):
             remaining = self.watch.remaining()
             if remaining is not None and delay >= remaining:
                 self.watch.expire()
+            self.watch.pause()  # waiting is not slowness: the next request judges afresh
         self.sleep_function(delay)
         if self.watch is not None:
             self.watch.check()

@@ -337,6 +337,7 @@ def test_client_environ_prefers_lower_case() -> None:
     "kwargs",
     [
         {"http_proxy": "socks5://proxy:1080"},
+        {"https_proxy": 3128},
         {"https_proxy": "http://proxy:notaport"},
         {"retries": 0},
         {"connect_timeout": 0},
@@ -1736,6 +1737,20 @@ def test_a_download_above_the_minimum_rate_is_not_cut_off(
 
     with make_fetcher(settings).open_download(f"{origin.url}/agent.tgz") as download:
         assert within(10, lambda: b"".join(download.iter_chunks())) == data
+
+
+def test_a_pause_before_another_attempt_does_not_count_against_the_rate(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = in_turn(body(b"", status=503, Retry_After="1"), body(BLOB))
+    settings = FetchSettings(min_download_rate=1024, min_rate_window=0.5, retries=2)
+    started = time.monotonic()
+
+    with make_fetcher(settings).open_download(f"{origin.url}/agent.tgz") as download:
+        assert b"".join(download.iter_chunks()) == BLOB
+
+    assert time.monotonic() - started >= 1.0  # the server's pause, longer than the window
+    assert len(origin.seen) == 2
 
 
 def interim(count: int | None, status: bytes = b"100 Continue") -> Route:
