@@ -607,15 +607,16 @@ class _FinalResponse(http.client.HTTPResponse):
 class _Watched:
     """A urllib3 connection whose socket is attached to the watch of the call using it.
 
-    It stays attached when it is closed: http.client closes the connection of an answer that
-    ends with it, but the answer goes on reading from its socket. The watch lets go of it
-    when the connection goes back to the pool, or when the watch ends.
+    The watch lets go of it when it goes back to the pool or is closed; but not when
+    http.client closes it as it reads the headers of an answer that ends with the connection:
+    that answer goes on reading from the socket.
     """
 
     response_class = _FinalResponse
     _watch: Watch | None = None
     _handle: socket.socket | None = None
     _sent = 0
+    _answering = False
 
     def _new_conn(self) -> socket.socket:
         """Open the TCP connection and attach it to the current watch."""
@@ -649,6 +650,7 @@ class _Watched:
 
     def getresponse(self) -> Any:
         """Read the answer; a kept-alive connection closed before it is marked stale."""
+        self._answering = True
         try:
             return super().getresponse()  # pyright: ignore[reportAttributeAccessIssue]
         except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError) as exc:
@@ -657,6 +659,14 @@ class _Watched:
                     "the server closed the kept-alive connection as the request went out"
                 ) from exc
             raise
+        finally:
+            self._answering = False
+
+    def close(self) -> None:
+        """Close; off the watch too, unless an answer that ends with it is being read."""
+        if not self._answering:
+            _detach(self)
+        super().close()  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def _attach(connection: _Watched, sock: Any) -> None:
