@@ -853,6 +853,28 @@ def test_unsupported_schemes_are_refused(make_fetcher: Callable[..., Fetcher], u
             pass
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http:///x", "the URL has no host name"),
+        ("http://mirror.example:notaport/x", "the URL's port is not a number"),
+        ("http://user:abc/def@mirror.example/x", "the URL's port is not a number"),
+        ("http://[::1/x", "not a valid URL (Invalid IPv6 URL)"),
+        ("http://\u0300.example/x", "Label begins with an illegal combining character"),
+    ],
+)
+def test_urls_that_cannot_be_requested_are_refused_before_any_connection(
+    make_fetcher: Callable[..., Fetcher], url: str, reason: str
+) -> None:
+    with pytest.raises(StreamError) as caught:
+        make_fetcher().get_document(url)
+
+    assert not isinstance(caught.value, TransientError)
+    assert str(caught.value).startswith("cannot fetch ")
+    assert str(caught.value).endswith(f": {reason}")
+    assert "cast to integer" not in str(caught.value)  # urlsplit's message quotes the "port"
+
+
 # --------------------------------------------------------------------------- file URLs
 
 
