@@ -10,11 +10,14 @@ fetcher needs it, and adds what it leaves out:
   operator's CA certificates, for origins and ``https://`` proxies alike (made on first use).
 * Connection failures and the answers the fetcher names (5xx, 408, 429) are retried with a
   doubling back-off, capped; a ``Retry-After`` is honoured up to :data:`MAX_RETRY_AFTER`
-  seconds. A TLS verification failure is never retried, and nothing is
-  once the transfer's :class:`~upgrader.watchdog.Watch` is broken.
+  seconds. A TLS verification failure is never retried, and nothing is once the transfer's
+  :class:`~upgrader.watchdog.Watch` is broken. An answer that is retried is closed, not read
+  to its end, and a redirect's body is never read (requests reads both whole).
 * A kept-alive connection that the server closed just as the request went out is replaced once
   without counting as an attempt, as browsers do; a new connection closed without an answer
   counts.
+* Logins in URLs (the source's and the proxy's) are sent as Basic authorization in UTF-8
+  (RFC 7617) by this module: urllib3 refuses some characters a pasted password holds.
 * Informational answers (1xx) before the final one are skipped, at most :data:`MAX_INTERIM`.
 * The socket of every connection is attached to the watch of the transfer using it, so that a
   deadline or a minimum rate cuts the transfer off wherever it is blocked: in a proxy tunnel,
