@@ -9,19 +9,27 @@ Everything here reads from sources we do not control, so it is defensive:
   the operator's extra CA certificates are added to them.
 * Timeouts apply to connecting and to every read, so a server that stalls mid-response is
   cut off. Connection failures, timeouts and HTTP 5xx/408/429 are retried with a doubling
-  back-off (capped at :data:`MAX_BACKOFF` seconds), then reported as
-  :class:`~upgrader.errors.TransientError`.
+  back-off (capped at :data:`MAX_BACKOFF` seconds; a ``Retry-After`` is honoured up to a
+  minute), then reported as :class:`~upgrader.errors.TransientError`.
+* Time is bounded as a whole, not only per read: a metadata document must arrive within
+  ``document_timeout`` seconds in all (a server sending a byte a second is cut off), and a
+  download must keep up ``min_download_rate`` over every ``min_rate_window`` seconds.
 * HTTP 404 and 401 mean "not found" (:class:`~upgrader.errors.NotFoundError`, never
   retried), as in Juju, which then moves on to the next path or source. HTTP 403 is *not*
   treated as "not found": like Juju, it is an error (:class:`~upgrader.errors.StreamError`)
   because it usually means a permission problem the operator must fix.
-* Metadata documents are size-limited and read in full; downloads are streamed in chunks,
-  so no tarball is ever held in memory.
+* Metadata documents are size-limited (announced and received sizes, after decoding) and
+  read in full; downloads are streamed in chunks, so no tarball is ever held in memory.
+* Numbers in headers (``Content-Length``, ``Content-Range``) must be ASCII digits of sane
+  length; anything else is refused with a message naming the header.
+* ``file://`` URLs name regular files only: a FIFO or a device would block or never end.
 
 Redirects are followed by this module (at most :data:`MAX_REDIRECTS`) so that each hop gets
-its own proxy decision; a redirect from ``https`` to ``http`` is refused.
+its own proxy decision; a redirect from ``https`` to ``http`` is refused. URL credentials are
+sent as Basic authorization, and kept across a redirect only to the same server.
 
-The connections themselves (kept alive, proxied, TLS) are :mod:`upgrader.transport`'s.
+The HTTP itself is requests' (:mod:`upgrader.webclient`), imported the first time an http(s)
+URL is fetched: reading a local directory or ``file://`` stream does not pay for it.
 
 A :class:`Fetcher` may be shared by threads (it keeps no per-request state and no cookies).
 Call :meth:`Fetcher.close` (or use it as a context manager) to close its idle connections
@@ -32,53 +40,65 @@ from __future__ import annotations
 
 import contextlib
 import http
-import http.client
 import ipaddress
+import math
 import os
-import socket
 import ssl
+import stat
+import threading
 import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
 from upgrader.errors import InvalidInputError, NotFoundError, StreamError, TransientError
-from upgrader.transport import (
-    DEFAULT_PORTS,
-    ConnectTimeoutError,
-    Pool,
-    ProxyError,
-    Response,
-    UnsupportedRequestError,
-)
 from upgrader.urls import redact_url
+from upgrader.watchdog import LimitExceededError, Watch
+
+if TYPE_CHECKING:
+    from upgrader.webclient import Call, Client, Response
 
 MIB = 1024 * 1024
 DEFAULT_MAX_DOCUMENT_BYTES = 64 * MIB
 """Largest metadata document accepted by default (official products files are a few MB)."""
 
+DEFAULT_DOCUMENT_TIMEOUT = 300.0
+"""Seconds a metadata document may take in all by default: 64 MiB at 2 Mbit/s takes 268 s."""
+
+DEFAULT_MIN_DOWNLOAD_RATE = 8 * 1024
+"""Bytes per second a download must keep up by default (a 2 Mbit/s link shared by four
+downloads gives each ~60 KiB/s)."""
+
+DEFAULT_MIN_RATE_WINDOW = 60.0
+"""Seconds over which the download rate is judged by default."""
+
 MAX_BACKOFF = 5.0
-"""Longest pause between two attempts, in seconds."""
+"""Longest pause between two attempts, in seconds (a server's ``Retry-After`` aside)."""
 
 MAX_REDIRECTS = 10
 """Most redirects followed for one request."""
 
+MAX_HEADER_DIGITS = 18
+"""Most digits accepted in a number of bytes sent in a header (under 1 EB)."""
+
 SCHEMES = ("http", "https", "file")
 """URL schemes the fetcher accepts."""
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 CA_CERTIFICATES_OPTION = "ca-certificates"
 """Name of the operator-facing option that holds extra CA certificates (PEM)."""
 
 USER_AGENT = "juju-upgrader"
 
-_RETRIED_STATUSES = frozenset({408, 429})
-"""HTTP statuses below 500 that are worth another attempt."""
-
 _NOT_FOUND_STATUSES = frozenset({401, 404})
 """HTTP statuses that mean "not here, try the next path or source", as in Juju."""
+
+RETRIED_STATUSES = frozenset({408, 429, *range(500, 600)})
+"""HTTP statuses worth another attempt."""
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -88,12 +108,23 @@ _CHARM_PROXY_SETTINGS = (
 )
 """The proxy variables Juju gives a charm, and the model settings they come from."""
 
-_T = TypeVar("_T")
+_SECONDS = "must be a number of seconds"
+_NUMBERS: dict[str, tuple[float, bool, float, str]] = {
+    "connect_timeout": (0, False, 3600, _SECONDS),
+    "read_timeout": (0, False, 3600, _SECONDS),
+    "document_timeout": (0, False, 86400, _SECONDS),
+    "min_rate_window": (0, False, 3600, _SECONDS),
+    "backoff": (0, True, 3600, _SECONDS),
+    "min_download_rate": (1, True, 2**40, "must be a whole number of bytes per second"),
+    "max_document_bytes": (1, True, 2**40, "must be a whole number of bytes"),
+    "retries": (1, True, 100, "counts attempts and must be a whole number"),
+}
+"""Numeric settings: lowest value, whether it is allowed, highest value, what they are."""
 
 
 @dataclass(frozen=True)
 class FetchSettings:
-    """How a :class:`Fetcher` reaches the network.
+    """How a :class:`Fetcher` reaches the network, and the bounds it keeps.
 
     Attributes:
         http_proxy: Proxy URL for ``http://`` URLs, or None for direct connections. A value
@@ -105,13 +136,20 @@ class FetchSettings:
             addresses are not bypassed unless listed (Juju's defaults list them).
         ca_certificates: PEM certificates trusted in addition to the machine's trust store
             and certifi's bundle.
-        connect_timeout: Seconds to wait for a TCP/TLS connection.
+        connect_timeout: Seconds to wait for a connection (TCP, proxy tunnel, TLS handshake).
         read_timeout: Seconds to wait for each read from the server; a server that sends
             nothing for this long is cut off, even in the middle of a body.
-        retries: Attempts in total (not extra attempts) for one request; at least 1.
+        retries: Attempts in total (not extra attempts) for one request; 1 to 100.
         backoff: Pause before the second attempt, in seconds; it doubles before every
             further attempt, capped at :data:`MAX_BACKOFF`.
         max_document_bytes: Largest metadata document :meth:`Fetcher.get_document` reads.
+        document_timeout: Seconds one :meth:`Fetcher.get_document` may take in all: every
+            attempt, redirect and pause, and the body (default 300: at 2 Mbit/s, enough for
+            a document of the default 64 MiB limit).
+        min_download_rate: Bytes per second a download must keep up (default 8 KiB/s: a
+            2 Mbit/s link shared by four downloads gives each ~60 KiB/s); judged over
+            every ``min_rate_window`` seconds, waiting for the answer included.
+        min_rate_window: Seconds over which ``min_download_rate`` is judged (default 60).
         ca_option: How messages name the place to add a private CA: the charm's option, or
             the command-line tool's flag.
     """
@@ -125,6 +163,9 @@ class FetchSettings:
     retries: int = 3
     backoff: float = 1.0
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT
+    min_download_rate: int = DEFAULT_MIN_DOWNLOAD_RATE
+    min_rate_window: float = DEFAULT_MIN_RATE_WINDOW
     ca_option: str = CA_CERTIFICATES_OPTION
 
     def __post_init__(self) -> None:
@@ -135,24 +176,16 @@ class FetchSettings:
         """
         for name in ("http_proxy", "https_proxy"):
             object.__setattr__(self, name, _normalise_proxy(name, getattr(self, name)))
+        for name in ("no_proxy", "ca_certificates"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidInputError(f"{name} must be text, not {type(value).__name__}")
         no_proxy = (self.no_proxy or "").strip()
         object.__setattr__(self, "no_proxy", no_proxy or None)
         if self.ca_certificates is not None and not self.ca_certificates.strip():
             object.__setattr__(self, "ca_certificates", None)
-        if not (self.connect_timeout > 0 and self.read_timeout > 0):
-            raise InvalidInputError("fetch timeouts must be positive numbers of seconds")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int):
-            raise InvalidInputError(f"retries must be a whole number, not {self.retries!r}")
-        if self.retries < 1:
-            raise InvalidInputError(
-                f"retries counts attempts and must be >= 1, not {self.retries}"
-            )
-        if self.backoff < 0:
-            raise InvalidInputError(f"backoff must not be negative, not {self.backoff}")
-        if self.max_document_bytes < 1:
-            raise InvalidInputError(
-                f"max_document_bytes must be positive, not {self.max_document_bytes}"
-            )
+        for name, (lowest, inclusive, highest, form) in _NUMBERS.items():
+            _check_number(name, getattr(self, name), lowest, inclusive, highest, form)
 
     @classmethod
     def from_charm_environ(
@@ -170,7 +203,7 @@ class FetchSettings:
                 charm option), if any.
 
         Returns:
-            The settings, with default timeouts and retries.
+            The settings, with default timeouts, retries and bounds.
 
         Raises:
             InvalidInputError: A proxy variable is not an http(s) URL; the message names
@@ -203,7 +236,7 @@ class FetchSettings:
             ca_certificates: PEM text of extra CA certificates, if any.
 
         Returns:
-            The settings, with default timeouts and retries.
+            The settings, with default timeouts, retries and bounds.
         """
 
         def pick(name: str) -> str | None:
@@ -226,7 +259,7 @@ class FetchSettings:
         Returns:
             ``backoff * 2 ** (attempt - 1)``, capped at :data:`MAX_BACKOFF`.
         """
-        return min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF)
+        return min(self.backoff * 2 ** min(attempt - 1, 64), MAX_BACKOFF)
 
 
 @dataclass(frozen=True)
@@ -285,7 +318,7 @@ class Download:
         self._chunks = chunks
 
     def iter_chunks(self, chunk_size: int = MIB) -> Iterator[bytes]:
-        """Stream the body, as served (no content decoding).
+        """Stream the body, as served (no content decoding), as it arrives.
 
         Args:
             chunk_size: Largest chunk to yield, in bytes.
@@ -294,7 +327,8 @@ class Download:
             Consecutive pieces of the body.
 
         Raises:
-            TransientError: The connection failed or stalled (read timeout) mid-body.
+            TransientError: The connection failed, stalled (read timeout) or fell below the
+                minimum rate mid-body.
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
@@ -308,16 +342,16 @@ class Download:
         )
 
 
-class _RetryableError(Exception):
-    """One attempt failed in a way that another attempt may fix."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class _RangeNotSatisfiableError(Exception):
     """The server refused the byte range (HTTP 416)."""
+
+
+class _LastAnswerError(Exception):
+    """The last attempt got an answer worth another attempt (5xx, 408, 429); none is left."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.label = label
 
 
 class Fetcher:
@@ -341,13 +375,10 @@ class Fetcher:
         ca_certificates = self._settings.ca_certificates
         if ca_certificates is not None:
             ca_certificates = check_ca_certificates(ca_certificates)
-        self._pool = Pool(
-            connect_timeout=self._settings.connect_timeout,
-            read_timeout=self._settings.read_timeout,
-            user_agent=USER_AGENT,
-            ca_certificates=ca_certificates,
-        )
-        self._finalizer = weakref.finalize(self, self._pool.close)
+        self._ca_certificates = ca_certificates
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+        self._finalizer: weakref.finalize | None = None
 
     @property
     def settings(self) -> FetchSettings:
@@ -356,7 +387,10 @@ class Fetcher:
 
     def close(self) -> None:
         """Close the idle connections kept for reuse."""
-        self._finalizer()
+        with self._lock:
+            finalizer = self._finalizer
+        if finalizer is not None:
+            finalizer()
 
     def __enter__(self) -> Fetcher:
         """Use the fetcher as a context manager that closes it on exit."""
@@ -366,10 +400,32 @@ class Fetcher:
         """Close the fetcher."""
         self.close()
 
+    def _http(self) -> Client:
+        """The HTTP client, made (and requests imported) on first use."""
+        with self._lock:
+            if self._client is None:
+                from upgrader.webclient import Client  # noqa: PLC0415 - only http(s) needs it
+
+                settings = self._settings
+                self._client = Client(
+                    connect_timeout=settings.connect_timeout,
+                    read_timeout=settings.read_timeout,
+                    retries=settings.retries,
+                    backoff=settings.backoff,
+                    max_backoff=MAX_BACKOFF,
+                    retried_statuses=RETRIED_STATUSES,
+                    user_agent=USER_AGENT,
+                    proxies=(settings.http_proxy, settings.https_proxy),
+                    ca_certificates=self._ca_certificates,
+                    sleep=self._sleep,
+                )
+                self._finalizer = weakref.finalize(self, self._client.close)
+            return self._client
+
     def get_document(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
     ) -> Document:
-        """Read a whole (metadata) document.
+        """Read a whole (metadata) document, within ``document_timeout`` seconds in all.
 
         Args:
             url: An ``http``, ``https`` or ``file`` URL.
@@ -384,22 +440,45 @@ class Fetcher:
         Raises:
             NotFoundError: HTTP 404/401, or a missing file.
             TransientError: Every attempt failed with a connection error, a timeout or a
-                retryable status.
+                retryable status, or the document did not arrive within
+                ``document_timeout``.
             StreamError: Any other failure: unsupported scheme, other HTTP errors (403
-                included), TLS verification failure, a body over ``max_document_bytes``.
+                included), TLS verification failure, a body over ``max_document_bytes``, a
+                malformed header, a ``file://`` URL naming something else than a file.
         """
         parts = _split_url(url)
-        if parts.scheme == "file":
+        if parts.scheme.lower() == "file":
             return self._read_file_document(url, parts)
         headers = {"Accept-Encoding": "gzip"}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        client = self._http()
+        limit = self._settings.document_timeout
+        with Watch(deadline=limit) as watch:
+            try:
+                return self._read_document(url, headers, client.call(watch), etag, last_modified)
+            except (StreamError, LimitExceededError) as exc:
+                if watch.broken is None:
+                    raise
+                raise TransientError(
+                    f"cannot fetch {url}: not complete within {limit:g} s (document timeout)"
+                ) from exc
 
-        def attempt() -> Document:
-            response = self._open(url, headers)
-            with response:
+    def _read_document(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        call: Call,
+        etag: str | None,
+        last_modified: str | None,
+    ) -> Document:
+        """Read a document over http(s), starting over when its body breaks off."""
+        from upgrader.webclient import GaveUpError, ReadError  # noqa: PLC0415
+
+        while True:
+            with self._open(url, headers, call) as response:
                 if response.status == http.HTTPStatus.NOT_MODIFIED:
                     return Document(
                         url=url,
@@ -408,18 +487,24 @@ class Fetcher:
                         last_modified=response.headers.get("Last-Modified") or last_modified,
                         not_modified=True,
                     )
-                _check_status(url, response)
+                self._check_status(url, response)
                 if response.status == http.HTTPStatus.PARTIAL_CONTENT:
                     raise StreamError(f"cannot fetch {url}: unexpected partial content (HTTP 206)")
-                body = self._read_body(url, response)
-                return Document(
-                    url=url,
-                    body=body,
-                    etag=response.headers.get("ETag"),
-                    last_modified=response.headers.get("Last-Modified"),
-                )
-
-        return self._retrying(url, attempt)
+                try:
+                    body = self._read_body(url, response)
+                except ReadError as failure:
+                    broken = failure
+                else:
+                    return Document(
+                        url=url,
+                        body=body,
+                        etag=response.headers.get("ETag"),
+                        last_modified=response.headers.get("Last-Modified"),
+                    )
+            try:  # the broken answer closed: count the attempt, pause, try again
+                call.failed(broken)
+            except GaveUpError as gave_up:
+                raise self._gave_up(url, f"reading the body failed: {gave_up}") from None
 
     @contextlib.contextmanager
     def open_download(self, url: str, *, offset: int = 0) -> Iterator[Download]:
@@ -427,7 +512,8 @@ class Fetcher:
 
         With ``offset > 0`` an HTTP ``Range: bytes=<offset>-`` request is made. If the server
         ignores it (200), ``Download.offset`` is 0; if it refuses it (416, e.g. the file got
-        shorter), the whole file is requested again and ``offset`` is 0 as well.
+        shorter), the whole file is requested again and ``offset`` is 0 as well. Over http(s)
+        the transfer must keep up ``min_download_rate``, waiting for the answer included.
 
         Args:
             url: An ``http``, ``https`` or ``file`` URL.
@@ -438,37 +524,45 @@ class Fetcher:
 
         Raises:
             NotFoundError: HTTP 404/401, or a missing file.
-            TransientError: No response could be established after all attempts; or (from
-                ``iter_chunks``) the transfer broke off.
+            TransientError: No response could be established after all attempts, or none
+                within the minimum rate; or (from ``iter_chunks``) the transfer broke off.
             StreamError: Other failures, as for :meth:`get_document`.
         """
         if offset < 0:
             raise ValueError(f"offset must not be negative, not {offset}")
         parts = _split_url(url)
-        if parts.scheme == "file":
+        if parts.scheme.lower() == "file":
             with self._open_file_download(url, parts, offset) as download:
                 yield download
             return
-        try:
-            response, honoured = self._retrying(url, lambda: self._open_range(url, offset))
-        except _RangeNotSatisfiableError:
-            response, honoured = self._retrying(url, lambda: self._open_range(url, 0))
-        with response:
-            length = _content_length(response)
-            yield Download(
-                url=url,
-                status=response.status,
-                offset=honoured,
-                length=length,
-                chunks=lambda size: _response_chunks(url, response, size, self._settings),
-            )
+        client = self._http()
+        settings = self._settings
+        with Watch(min_rate=settings.min_download_rate, window=settings.min_rate_window) as watch:
+            try:
+                try:
+                    response, honoured = self._open_range(url, offset, client.call(watch))
+                except _RangeNotSatisfiableError:
+                    response, honoured = self._open_range(url, 0, client.call(watch))
+            except (StreamError, LimitExceededError) as exc:
+                if watch.broken is None:
+                    raise
+                raise TransientError(f"cannot fetch {url}: {self._too_slow()}") from exc
+            with response:
+                yield Download(
+                    url=url,
+                    status=response.status,
+                    offset=honoured,
+                    length=_content_length(url, response.headers),
+                    chunks=lambda size: self._response_chunks(url, response, size, watch),
+                )
 
-    def _open_range(self, url: str, offset: int) -> tuple[Response, int]:
-        """Make one attempt at a (ranged) download request.
+    def _open_range(self, url: str, offset: int, call: Call) -> tuple[Response, int]:
+        """Open a (ranged) download request.
 
         Args:
             url: The URL.
             offset: Byte offset to ask for (0 for the whole file).
+            call: The attempts left, and the watch.
 
         Returns:
             The open response and the offset its body starts at.
@@ -479,17 +573,19 @@ class Fetcher:
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        response = self._open(url, headers)
+        response = self._open(url, headers, call)
         try:
             if offset and response.status == http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
                 raise _RangeNotSatisfiableError()
-            _check_status(url, response)
+            self._check_status(url, response)
+            _content_length(url, response.headers)  # refused now if malformed
             if response.status == http.HTTPStatus.PARTIAL_CONTENT:
-                start = _content_range_start(response.headers.get("Content-Range", ""))
+                value = response.headers.get("Content-Range", "")
+                start = _content_range_start(url, value)
                 if not offset or start != offset:
                     raise StreamError(
                         f"cannot download {url}: asked for bytes from {offset}, got a partial "
-                        f"response with Content-Range {response.headers.get('Content-Range')!r}"
+                        f"response with Content-Range {_quote_header(value)}"
                     )
                 return response, offset
             return response, 0
@@ -497,74 +593,45 @@ class Fetcher:
             response.close()
             raise
 
-    def _retrying(self, url: str, attempt: Callable[[], _T]) -> _T:
-        """Run ``attempt`` until it succeeds, retrying retryable failures with back-off.
-
-        Args:
-            url: The URL, for the final error message.
-            attempt: One try; raises :class:`_RetryableError` for failures worth repeating.
-
-        Returns:
-            What the successful attempt returned.
-
-        Raises:
-            TransientError: Every attempt failed.
-        """
-        attempts = self._settings.retries
-        reason = ""
-        for number in range(1, attempts + 1):
-            try:
-                return attempt()
-            except _RetryableError as failure:
-                reason = failure.reason
-                if number < attempts:
-                    self._sleep(self._settings.backoff_delay(number))
-        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
-        raise TransientError(f"cannot fetch {url}: gave up after {tries}; last failure: {reason}")
-
-    def _open(self, url: str, headers: Mapping[str, str]) -> Response:
-        """Send one GET (following redirects) and return the open, streaming response.
+    def _open(self, url: str, headers: Mapping[str, str], call: Call) -> Response:
+        """Send a GET, following redirects, and return the open response, body unread.
 
         Args:
             url: An http(s) URL.
             headers: Extra request headers.
+            call: The attempts left (shared by every hop), and the watch.
 
         Returns:
-            The final response, body not yet read.
+            The final response.
 
         Raises:
-            _RetryableError: Connection failure, timeout, or a retryable TLS failure.
+            TransientError: Every attempt failed (connection failure, timeout).
             StreamError: TLS verification failure, bad redirect, malformed URL.
+            LimitExceededError: The watch's bound was broken.
         """
+        from upgrader.webclient import GaveUpError, RefusedError  # noqa: PLC0415
+
+        client = self._http()
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            proxy = self._proxy_for(current)
+            call.watch.check()
             try:
-                response = self._pool.get(current, headers, proxy)
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                raise _classify(url, exc, self._settings) from exc
+                response = client.get(current, headers, self._proxy_for(current), call)
+            except RefusedError as refused:
+                if refused.tls_verification:
+                    raise StreamError(
+                        f"cannot fetch {url}: {refused}; if the server's certificate comes from "
+                        f"a private certificate authority, add that CA to "
+                        f"{self._settings.ca_option}"
+                    ) from None
+                raise StreamError(f"cannot fetch {url}: {refused}") from None
+            except GaveUpError as gave_up:
+                raise self._gave_up(url, str(gave_up)) from None
             if response.status not in _REDIRECT_STATUSES:
                 return response
             location = response.headers.get("Location")
             response.close()
-            if not location:
-                raise StreamError(
-                    f"cannot fetch {url}: HTTP {response.status} redirect without a Location"
-                )
-            try:
-                target = urljoin(current, location)
-                scheme = urlsplit(target).scheme.lower()
-            except ValueError as exc:
-                raise StreamError(
-                    f"cannot fetch {url}: redirected to an invalid URL {location!r} ({exc})"
-                ) from exc
-            if scheme not in ("http", "https"):
-                raise StreamError(f"cannot fetch {url}: redirected to unsupported URL {target}")
-            if urlsplit(current).scheme.lower() == "https" and scheme == "http":
-                raise StreamError(
-                    f"cannot fetch {url}: refusing redirect from https to plain http ({target})"
-                )
-            current = _keep_login(current, target)
+            current = _redirect_target(url, current, response.status, location)
         raise StreamError(f"cannot fetch {url}: more than {MAX_REDIRECTS} redirects")
 
     def _proxy_for(self, url: str) -> str | None:
@@ -582,6 +649,40 @@ class Fetcher:
             return None
         return proxy
 
+    def _check_status(self, url: str, response: Response) -> None:
+        """Turn an HTTP error status into the matching exception.
+
+        Raises:
+            NotFoundError: 404 or 401.
+            TransientError: 5xx, 408 or 429 (it was retried: no attempt is left).
+            StreamError: 403, any other 4xx, or an unexpected status.
+        """
+        status = response.status
+        if 200 <= status < 300:
+            return
+        label = f"HTTP {status} {_reason(response)}".rstrip()
+        if status in _NOT_FOUND_STATUSES:
+            raise NotFoundError(f"{url} not found ({label})")
+        if status in RETRIED_STATUSES:
+            raise self._gave_up(url, label)
+        if status == http.HTTPStatus.FORBIDDEN:
+            raise StreamError(f"cannot fetch {url}: access denied ({label})")
+        raise StreamError(f"cannot fetch {url}: {label}")
+
+    def _gave_up(self, url: str, reason: str) -> TransientError:
+        """The error for a fetch whose every attempt failed."""
+        attempts = self._settings.retries
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        return TransientError(f"cannot fetch {url}: gave up after {tries}; last failure: {reason}")
+
+    def _too_slow(self) -> str:
+        """How a download below the minimum rate is described."""
+        settings = self._settings
+        return (
+            f"slower than {_format_size(settings.min_download_rate)}/s for "
+            f"{settings.min_rate_window:g} s (minimum download rate)"
+        )
+
     def _read_body(self, url: str, response: Response) -> bytes:
         """Read a document body, enforcing ``max_document_bytes``.
 
@@ -593,18 +694,18 @@ class Fetcher:
             The (content-decoded) body.
 
         Raises:
-            StreamError: The body is larger than the limit, or its content encoding is
-                unknown or broken.
-            _RetryableError: The connection failed or stalled while reading.
+            StreamError: The body is larger than the limit, its content encoding is unknown
+                or broken, or its length is malformed.
+            ReadError: The connection failed or stalled while reading.
         """
         limit = self._settings.max_document_bytes
-        declared = _content_length(response)
+        declared = _content_length(url, response.headers)
         if declared is not None and declared > limit:
             raise StreamError(
                 f"{url} is too large: the server announced {declared} bytes, over the "
                 f"{_format_size(limit)} limit for metadata documents"
             )
-        decoder = _decoder(url, response)
+        decoder = _decoder(url, response.headers)
         body = bytearray()
         try:
             while chunk := response.read(64 * 1024):
@@ -618,15 +719,32 @@ class Fetcher:
                     )
         except zlib.error as exc:
             raise StreamError(f"cannot fetch {url}: the body cannot be decoded ({exc})") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise _RetryableError(
-                f"reading the body failed: {_describe(exc, self._settings)}"
-            ) from exc
         if decoder is not None and not decoder.eof:
             raise StreamError(
                 f"cannot fetch {url}: the body cannot be decoded (compressed data cut short)"
             )
         return bytes(body)
+
+    def _response_chunks(
+        self, url: str, response: Response, chunk_size: int, watch: Watch
+    ) -> Iterator[bytes]:
+        """Yield a download's body as it arrives, turning failures into errors.
+
+        Raises:
+            TransientError: The connection failed, stalled, or fell below the minimum rate.
+        """
+        from upgrader.webclient import ReadError  # noqa: PLC0415
+
+        received = 0
+        try:
+            while chunk := response.read(chunk_size):
+                received += len(chunk)
+                yield chunk
+        except (ReadError, LimitExceededError) as exc:
+            reason = self._too_slow() if watch.broken else str(exc)
+            raise TransientError(
+                f"download of {url} broke off after {received} bytes: {reason}"
+            ) from exc
 
     def _read_file_document(self, url: str, parts: SplitResult) -> Document:
         """Read a ``file://`` document, enforcing ``max_document_bytes``.
@@ -777,7 +895,7 @@ def _split_host_port(entry: str) -> tuple[str, int | None]:
 
 
 def _split_url(url: str) -> SplitResult:
-    """Parse a URL and check its scheme.
+    """Parse a URL and check its scheme, host and port.
 
     Args:
         url: The URL.
@@ -786,9 +904,13 @@ def _split_url(url: str) -> SplitResult:
         Its parts.
 
     Raises:
-        StreamError: The scheme is not one of :data:`SCHEMES` or there is no host.
+        StreamError: The scheme is not one of :data:`SCHEMES`, there is no host, or the
+            port is not a number.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise StreamError(f"cannot fetch {url!r}: not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise StreamError(
@@ -797,93 +919,54 @@ def _split_url(url: str) -> SplitResult:
         )
     if scheme != "file" and not parts.hostname:
         raise StreamError(f"cannot fetch {url!r}: the URL has no host name")
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:  # its message quotes the port: a password cut at an unencoded "/"
+        raise StreamError(f"cannot fetch {url!r}: the URL's port is not a number") from None
     return parts
 
 
-def _open_file(url: str, parts: SplitResult) -> BinaryIO:
-    """Open the file a ``file://`` URL names.
+def _redirect_target(url: str, current: str, status: int, location: str | None) -> str:
+    """Check a redirect and return the URL to request next.
 
     Args:
-        url: The URL, for messages.
-        parts: The parsed URL.
+        url: The URL first asked for, for messages.
+        current: The URL that answered with the redirect.
+        status: Its status.
+        location: Its ``Location`` header.
 
     Returns:
-        The file, opened for binary reading.
+        The absolute target, with the login of ``current`` if it is the same server.
 
     Raises:
-        NotFoundError: The file does not exist.
-        StreamError: The URL names another host, a directory, or an unreadable file.
+        StreamError: No or an invalid location, another scheme than http(s), or a
+            redirect from https to plain http.
     """
-    if parts.netloc not in ("", "localhost"):
+    if not location:
+        raise StreamError(f"cannot fetch {url}: HTTP {status} redirect without a Location")
+    try:
+        target = urljoin(current, location)
+        target_parts = urlsplit(target)
+        target_parts.port  # noqa: B018 - validates the port
+    except ValueError as exc:
         raise StreamError(
-            f"cannot read {url}: file URLs must name a local path (file:///path), "
-            f"not host {parts.netloc!r}"
-        )
-    path = unquote(parts.path)  # decoded once: 'a%2520b' names the file 'a%20b'
-    try:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
-    except FileNotFoundError as exc:
-        raise NotFoundError(f"{url} not found (no such file)") from exc
-    except IsADirectoryError as exc:
-        raise StreamError(f"cannot read {url}: it is a directory") from exc
-    except OSError as exc:
-        raise StreamError(f"cannot read {url}: {exc.strerror or exc}") from exc
-
-
-def _file_chunks(url: str, stream: BinaryIO, chunk_size: int) -> Iterator[bytes]:
-    """Yield a file's remaining content in chunks.
-
-    Args:
-        url: The URL, for messages.
-        stream: The open file.
-        chunk_size: Largest chunk.
-
-    Yields:
-        The chunks.
-    """
-    while True:
-        try:
-            chunk = stream.read(chunk_size)
-        except OSError as exc:
-            raise StreamError(f"cannot read {url}: {exc.strerror or exc}") from exc
-        if not chunk:
-            return
-        yield chunk
-
-
-def _response_chunks(
-    url: str, response: Response, chunk_size: int, settings: FetchSettings
-) -> Iterator[bytes]:
-    """Yield a response body as served (no content decoding), turning failures into errors.
-
-    Args:
-        url: The URL, for messages.
-        response: The open streaming response.
-        chunk_size: Largest chunk.
-        settings: For describing timeouts.
-
-    Yields:
-        The chunks.
-
-    Raises:
-        TransientError: The connection failed or stalled mid-body.
-    """
-    received = 0
-    try:
-        while chunk := response.read(chunk_size):
-            received += len(chunk)
-            yield chunk
-    except (OSError, http.client.HTTPException) as exc:
-        raise TransientError(
-            f"download of {url} broke off after {received} bytes: {_describe(exc, settings)}"
+            f"cannot fetch {url}: redirected to an invalid URL {_quote_header(location)} ({exc})"
         ) from exc
+    scheme = target_parts.scheme.lower()
+    if scheme not in ("http", "https") or not target_parts.hostname:
+        raise StreamError(f"cannot fetch {url}: redirected to unsupported URL {target}")
+    if urlsplit(current).scheme.lower() == "https" and scheme == "http":
+        raise StreamError(
+            f"cannot fetch {url}: refusing redirect from https to plain http ({target})"
+        )
+    return _keep_login(current, target)
 
 
 def _keep_login(current: str, target: str) -> str:
     """Carry the login of ``current`` over to a redirect ``target`` on the same server.
 
-    As requests did: kept when the host, scheme and port stay the same (or http goes to
-    https on the default ports), dropped for any other server.
+    As requests does for its own redirects: kept when the host, scheme and port stay the
+    same (or http goes to https on the default ports), dropped for any other server.
 
     Args:
         current: The URL that answered with the redirect (with its login, if any).
@@ -911,29 +994,81 @@ def _keep_login(current: str, target: str) -> str:
     return urlunsplit(new._replace(netloc=f"{login}@{new.netloc}"))
 
 
-def _check_status(url: str, response: Response) -> None:
-    """Turn an HTTP error status into the matching exception.
+def _open_file(url: str, parts: SplitResult) -> BinaryIO:
+    """Open the regular file a ``file://`` URL names.
+
+    It is opened without blocking and checked before anything is read: a FIFO would block
+    the open until a writer came, and a device (``/dev/zero``) would never end.
 
     Args:
         url: The URL, for messages.
-        response: The response.
+        parts: The parsed URL.
+
+    Returns:
+        The file, opened for binary reading.
 
     Raises:
-        NotFoundError: 404 or 401.
-        _RetryableError: 5xx, 408 or 429.
-        StreamError: 403, any other 4xx, or an unexpected status.
+        NotFoundError: The file does not exist.
+        StreamError: The URL names another host, a directory, something else than a regular
+            file, or an unreadable file.
     """
-    status = response.status
-    if 200 <= status < 300:
-        return
-    label = f"HTTP {status} {_reason(response)}".rstrip()
-    if status in _NOT_FOUND_STATUSES:
-        raise NotFoundError(f"{url} not found ({label})")
-    if status >= 500 or status in _RETRIED_STATUSES:
-        raise _RetryableError(label)
-    if status == http.HTTPStatus.FORBIDDEN:
-        raise StreamError(f"cannot fetch {url}: access denied ({label})")
-    raise StreamError(f"cannot fetch {url}: {label}")
+    if parts.netloc not in ("", "localhost"):
+        raise StreamError(
+            f"cannot read {url}: file URLs must name a local path (file:///path), "
+            f"not host {parts.netloc!r}"
+        )
+    path = unquote(parts.path)  # decoded once: 'a%2520b' names the file 'a%20b'
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"{url} not found (no such file)") from exc
+    except OSError as exc:
+        raise StreamError(f"cannot read {url}: {exc.strerror or exc}") from exc
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise StreamError(f"cannot read {url}: {_not_a_file(mode)}; a regular file is needed")
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "it is a directory"),
+    (stat.S_ISFIFO, "it is a FIFO (named pipe)"),
+    (stat.S_ISCHR, "it is a character device"),
+    (stat.S_ISBLK, "it is a block device"),
+    (stat.S_ISSOCK, "it is a socket"),
+)
+
+
+def _not_a_file(mode: int) -> str:
+    """Say what a file that is not a regular file is."""
+    return next((text for test, text in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def _file_chunks(url: str, stream: BinaryIO, chunk_size: int) -> Iterator[bytes]:
+    """Yield a file's remaining content in chunks.
+
+    Args:
+        url: The URL, for messages.
+        stream: The open file.
+        chunk_size: Largest chunk.
+
+    Yields:
+        The chunks.
+    """
+    while True:
+        try:
+            chunk = stream.read(chunk_size)
+        except OSError as exc:
+            raise StreamError(f"cannot read {url}: {exc.strerror or exc}") from exc
+        if not chunk:
+            return
+        yield chunk
 
 
 def _reason(response: Response) -> str:
@@ -946,109 +1081,81 @@ def _reason(response: Response) -> str:
         return ""
 
 
-def _content_length(response: Response) -> int | None:
-    """Return the ``Content-Length`` of a response, if it is present and valid."""
-    value = response.headers.get("Content-Length", "").strip()
-    return int(value) if value.isdigit() else None
+def _byte_count(text: str) -> int | None:
+    """A number of bytes written in ASCII digits (at most :data:`MAX_HEADER_DIGITS`), or None.
+
+    ``str.isdigit`` and ``int`` accept other digits (``²``, ``٣``), and ``int`` refuses
+    thousands of digits with a ValueError: neither belongs in an HTTP header.
+    """
+    if 0 < len(text) <= MAX_HEADER_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
 
 
-def _content_range_start(value: str) -> int | None:
-    """Return the first byte position of a ``Content-Range: bytes a-b/n`` header."""
-    unit, _, spec = value.strip().partition(" ")
-    start = spec.partition("-")[0]
-    if unit.lower() != "bytes" or not start.isdigit():
+def _quote_header(value: str) -> str:
+    """Quote a header value for a message, shortened if long."""
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _content_length(url: str, headers: Mapping[str, str]) -> int | None:
+    """Return the ``Content-Length`` of a response, if it has one.
+
+    Raises:
+        StreamError: It is not a number of bytes in at most 18 ASCII digits.
+    """
+    value = headers.get("Content-Length")
+    if value is None:
         return None
-    return int(start)
-
-
-def _classify(url: str, exc: BaseException, settings: FetchSettings) -> Exception:
-    """Decide whether a failure to get a response is worth another attempt.
-
-    Args:
-        url: The URL, for messages.
-        exc: The failure (from :mod:`upgrader.transport`, OS or TLS level).
-        settings: For describing timeouts.
-
-    Returns:
-        A :class:`_RetryableError` or a :class:`StreamError` to raise.
-    """
-    description = _describe(exc, settings)
-    if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in _causes(exc)):
-        return StreamError(
-            f"cannot fetch {url}: TLS {description}; if the server's certificate comes from a "
-            f"private certificate authority, add that CA to {settings.ca_option}"
+    length = _byte_count(value.strip())
+    if length is None:
+        raise StreamError(
+            f"cannot fetch {url}: invalid Content-Length header {_quote_header(value)}; "
+            f"expected a number of bytes in at most {MAX_HEADER_DIGITS} ASCII digits"
         )
-    if isinstance(exc, UnsupportedRequestError | ValueError):
-        return StreamError(f"cannot fetch {url}: {description}")
-    if isinstance(exc, ProxyError):
-        return _RetryableError(f"proxy {redact_url(exc.proxy)} failed: {description}")
-    return _RetryableError(description)
+    return length
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    """List an exception and everything it wraps (causes, contexts, proxy causes)."""
-    found: list[BaseException] = []
-    pending: list[BaseException] = [exc]
-    while pending and len(found) < 32:
-        current = pending.pop(0)
-        if any(current is seen for seen in found):
-            continue
-        found.append(current)
-        linked = [current.__cause__, current.__context__, getattr(current, "cause", None)]
-        pending.extend(item for item in linked if isinstance(item, BaseException))
-    return found
+def _content_range_start(url: str, value: str) -> int:
+    """Return the first byte position of a ``Content-Range: bytes first-last/length`` header.
 
-
-_PLAIN_CAUSES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
-    (ConnectionRefusedError, "connection refused"),
-    (ConnectionResetError, "connection reset by peer"),
-    (BrokenPipeError, "connection closed by peer"),
-    (http.client.RemoteDisconnected, "the server closed the connection without a response"),
-    (http.client.IncompleteRead, "the connection closed before the whole body arrived"),
-    (socket.gaierror, "cannot resolve the host name"),
-]
-"""Low-level failures with a fixed plain-words description, most specific first."""
-
-
-def _describe(exc: BaseException, settings: FetchSettings) -> str:
-    """Describe a network failure in plain words.
-
-    Args:
-        exc: The failure (transport, OS, TLS or HTTP protocol level).
-        settings: For the timeout values.
-
-    Returns:
-        A short description such as ``connection refused``.
+    Raises:
+        StreamError: The header is missing or not of that form, its numbers ASCII digits of
+            at most 18 (``*`` for an unknown length), with ``first <= last < length``.
     """
-    causes = _causes(exc)
-    for cause in causes:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {cause.verify_message or cause.reason}"
-    for kind, text in _PLAIN_CAUSES:
-        if any(isinstance(cause, kind) for cause in causes):
-            return text
-    if any(isinstance(cause, ConnectTimeoutError) for cause in causes):
-        return f"timed out connecting (connect timeout {settings.connect_timeout:g} s)"
-    if any(isinstance(cause, TimeoutError) for cause in causes):
-        return f"no data received for {settings.read_timeout:g} s (read timeout)"
-    return _describe_other(exc, causes)
+    unit, _, spec = value.strip().partition(" ")
+    span, _, total = spec.strip().partition("/")
+    first, _, last = span.partition("-")
+    start, end = _byte_count(first), _byte_count(last)
+    size = None if total == "*" else _byte_count(total)
+    valid = unit.lower() == "bytes" and start is not None and end is not None and start <= end
+    if not valid or (total != "*" and (size is None or end >= size)):  # type: ignore[operator]
+        raise StreamError(
+            f"cannot fetch {url}: invalid Content-Range header {_quote_header(value)}; "
+            f"expected bytes FIRST-LAST/LENGTH in ASCII digits (at most {MAX_HEADER_DIGITS} "
+            "each)"
+        )
+    assert start is not None  # noqa: S101 - checked above
+    return start
 
 
-def _describe_other(exc: BaseException, causes: list[BaseException]) -> str:
-    """Describe a failure that is not a common network one: TLS, OS, protocol, or as is."""
-    for cause in causes:
-        if isinstance(cause, ssl.SSLError):
-            return f"TLS error: {cause.reason or cause}"
-    for cause in causes:
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
-    for cause in causes:
-        if isinstance(cause, http.client.HTTPException):
-            text = f"not a valid HTTP response ({type(cause).__name__}: {cause})"
-            break
-    else:
-        text = str(exc) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+def _check_number(
+    name: str, value: object, lowest: float, inclusive: bool, highest: float, form: str
+) -> None:
+    """Check a numeric setting.
+
+    Raises:
+        InvalidInputError: ``value`` is not a number (or not a whole one, when ``form`` says
+            whole), is not finite, or is out of range; the message gives the accepted form.
+    """
+    kinds = (int,) if "a whole number" in form else (int, float)
+    above = f"{lowest:g} or more" if inclusive else f"above {lowest:g}"
+    refused = InvalidInputError(f"{name} {form}, {above} and at most {highest:g}, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise refused
+    number = float(value)
+    too_low = number < lowest if inclusive else number <= lowest
+    if not math.isfinite(number) or too_low or number > highest:
+        raise refused
 
 
 def _normalise_proxy(name: str, value: str | None) -> str | None:
@@ -1064,6 +1171,8 @@ def _normalise_proxy(name: str, value: str | None) -> str | None:
     Raises:
         InvalidInputError: Not an http(s) URL with a host.
     """
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f"{name}: expected a proxy URL (http://host:port), not {value!r}")
     text = (value or "").strip()
     if not text:
         return None
@@ -1114,13 +1223,13 @@ def check_ca_certificates(pem: str) -> str:
     return pem.strip()
 
 
-def _decoder(url: str, response: Response) -> zlib._Decompress | None:
+def _decoder(url: str, headers: Mapping[str, str]) -> zlib._Decompress | None:
     """Return the decoder a document's ``Content-Encoding`` needs (None for none).
 
     Raises:
         StreamError: An encoding other than gzip or deflate.
     """
-    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    encoding = headers.get("Content-Encoding", "").strip().lower()
     if encoding in ("", "identity"):
         return None
     if encoding in ("gzip", "x-gzip"):

@@ -1,6 +1,6 @@
 """A real HTTP server on 127.0.0.1 that serves a directory (with Range support) and misbehaves
 on demand: truncated bodies, wrong Content-Length, corrupted bytes, error statuses, stalls,
-connection resets, ignored Range headers, slow transfers.
+connection resets, ignored Range headers, slow transfers, slow headers.
 
 Usage::
 
@@ -37,6 +37,7 @@ FaultKind = Literal[
     "reset",  # send the body up to `at`, then reset the connection (TCP RST)
     "ignore-range",  # answer a ranged request with 200 and the whole file
     "slow",  # send at `rate` bytes per second
+    "slow-headers",  # send the status line and headers at `rate` bytes per second, then all
 ]
 
 _RANGE = re.compile(r"bytes=(\d+)-\Z")
@@ -198,7 +199,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if start:
             self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
         self.send_header("Accept-Ranges", "bytes")
+        if fault.kind == "slow-headers":
+            self.send_header("X-Padding", "p" * 4096)  # enough to trickle for a while
+            self._headers_buffer.append(b"\r\n")  # pyright: ignore[reportAttributeAccessIssue]
+            head = b"".join(self._headers_buffer)  # pyright: ignore[reportAttributeAccessIssue]
+            self._headers_buffer = []
+            self._trickle(head, fault.rate)
+            return
         self.end_headers()
+
+    def _trickle(self, data: bytes, rate: int) -> None:
+        """Send ``data`` at ``rate`` bytes per second, a byte at a time."""
+        for position in range(len(data)):
+            try:
+                self.wfile.write(data[position : position + 1])
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(1 / rate)
 
     def _body(self, target: Path, start: int, size: int, fault: Fault) -> None:
         stop = fault.at if fault.kind in ("truncate", "short", "stall", "reset") else size

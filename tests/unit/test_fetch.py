@@ -7,6 +7,9 @@ import contextlib
 import gzip
 import http.client
 import http.server
+import os
+import re
+import resource
 import socket
 import ssl
 import struct
@@ -24,6 +27,7 @@ from support.tls import PKI, make_pki
 from upgrader.errors import InvalidInputError, NotFoundError, StreamError, TransientError
 from upgrader.fetch import (
     DEFAULT_MAX_DOCUMENT_BYTES,
+    Document,
     Fetcher,
     FetchSettings,
     NoProxy,
@@ -333,6 +337,7 @@ def test_client_environ_prefers_lower_case() -> None:
     "kwargs",
     [
         {"http_proxy": "socks5://proxy:1080"},
+        {"https_proxy": 3128},
         {"https_proxy": "http://proxy:notaport"},
         {"retries": 0},
         {"connect_timeout": 0},
@@ -846,6 +851,28 @@ def test_unsupported_schemes_are_refused(make_fetcher: Callable[..., Fetcher], u
     with pytest.raises(StreamError, match="unsupported URL scheme"):
         with make_fetcher().open_download(url):
             pass
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http:///x", "the URL has no host name"),
+        ("http://mirror.example:notaport/x", "the URL's port is not a number"),
+        ("http://user:abc/def@mirror.example/x", "the URL's port is not a number"),
+        ("http://[::1/x", "not a valid URL (Invalid IPv6 URL)"),
+        ("http://\u0300.example/x", "Label begins with an illegal combining character"),
+    ],
+)
+def test_urls_that_cannot_be_requested_are_refused_before_any_connection(
+    make_fetcher: Callable[..., Fetcher], url: str, reason: str
+) -> None:
+    with pytest.raises(StreamError) as caught:
+        make_fetcher().get_document(url)
+
+    assert not isinstance(caught.value, TransientError)
+    assert str(caught.value).startswith("cannot fetch ")
+    assert str(caught.value).endswith(f": {reason}")
+    assert "cast to integer" not in str(caught.value)  # urlsplit's message quotes the "port"
 
 
 # --------------------------------------------------------------------------- file URLs
@@ -1557,3 +1584,592 @@ def test_an_idle_tls_in_tls_connection_the_origin_closed_is_not_reused(
     finally:
         del tls_server.routes["/hang-up"]
     assert len(tls_proxy.urls) == 2
+
+
+# --------------------------------------------------------------------------- bounds: time
+
+
+def within(seconds: float, action: Callable[[], object]) -> object:
+    """Run ``action`` in a thread: fail the test, instead of hanging, if it takes longer."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = action()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still running after {seconds} s: unbounded")
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome.get("value")
+
+
+def trickle(head: bytes, body: bytes, *, pause: float, slow_head: bool) -> Route:
+    """Send ``head`` (status line and headers) and ``body``, byte by byte, ``pause`` apart.
+
+    Only the body trickles unless ``slow_head``. Every pause is far below the read timeout
+    of the tests that use it: only a bound on the whole transfer cuts this off.
+    """
+
+    def route(handler: Handler) -> None:
+        handler.close_connection = True
+        try:
+            if not slow_head:
+                handler.wfile.write(head)
+            for byte in (head if slow_head else b"") + body:
+                if handler.server.release.is_set():
+                    return
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(pause)
+        except OSError:  # the client hung up: cut off, as it should be
+            return
+
+    return route
+
+
+SLOW_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Padding: " + b"p" * 5000 + b"\r\n\r\n"
+# "Connection: close": http.client closes the connection and reads the body from its socket.
+SLOW_BODY_HEAD = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5000\r\n\r\n"
+
+
+@pytest.mark.parametrize("slow_head", [False, True], ids=["body", "headers"])
+def test_a_document_sent_a_byte_at_a_time_is_cut_off_by_the_document_timeout(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher], slow_head: bool
+) -> None:
+    head, data = (SLOW_HEAD, b"abcd") if slow_head else (SLOW_BODY_HEAD, b"x" * 5000)
+    origin.routes["/doc"] = trickle(head, data, pause=0.02, slow_head=slow_head)
+    settings = FetchSettings(read_timeout=2.0, document_timeout=1.0, retries=3, backoff=0)
+    url = f"{origin.url}/doc"
+    started = time.monotonic()
+
+    with pytest.raises(TransientError) as caught:
+        within(10, lambda: make_fetcher(settings).get_document(url))
+
+    elapsed = time.monotonic() - started
+    assert str(caught.value) == f"cannot fetch {url}: not complete within 1 s (document timeout)"
+    assert 1.0 <= elapsed < 2.5  # the bound, not the read timeout, nor 5000 bytes' worth
+    assert len(origin.seen) == 1  # a broken deadline is not retried
+
+
+def test_a_document_slowed_down_through_an_https_proxy_is_cut_off_too(
+    tls_server: OriginServer,
+    pki: PKI,
+    tls_proxy: ProxyServer,
+    make_fetcher: Callable[..., Fetcher],
+) -> None:
+    tls_server.routes["/slow"] = trickle(SLOW_BODY_HEAD, b"x" * 5000, pause=0.02, slow_head=False)
+    tls_server.release = threading.Event()
+    settings = FetchSettings(
+        https_proxy=tls_proxy.url, ca_certificates=pki.ca_pem, document_timeout=1.0
+    )
+    url = f"{tls_server.url}/slow"
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError, match=r"not complete within 1 s \(document timeout\)$"):
+            within(10, lambda: make_fetcher(settings).get_document(url))
+    finally:
+        tls_server.release.set()
+        del tls_server.routes["/slow"]
+
+    assert 1.0 <= time.monotonic() - started < 2.5
+    assert tls_proxy.urls == [f"CONNECT 127.0.0.1:{tls_server.server_address[1]}"]
+
+
+def test_the_document_timeout_covers_the_pauses_between_attempts(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = body(b"", status=503, Retry_After="30")
+    settings = FetchSettings(document_timeout=1.0, retries=3)
+    url = f"{origin.url}/doc"
+    started = time.monotonic()
+
+    with pytest.raises(TransientError) as caught:
+        within(10, lambda: make_fetcher(settings).get_document(url))
+
+    assert str(caught.value) == f"cannot fetch {url}: not complete within 1 s (document timeout)"
+    assert time.monotonic() - started < 1.0  # a 30 s pause cannot end in time: no waiting
+    assert len(origin.seen) == 1
+
+
+def test_a_document_within_its_timeout_is_read(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = trickle(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n", b"y" * 20, pause=0.02, slow_head=False
+    )
+    settings = FetchSettings(read_timeout=2.0, document_timeout=1.5)
+
+    assert make_fetcher(settings).get_document(f"{origin.url}/doc").body == b"y" * 20
+
+
+@pytest.mark.parametrize("slow_head", [False, True], ids=["body", "headers"])
+def test_a_download_below_the_minimum_rate_is_cut_off(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher], slow_head: bool
+) -> None:
+    head, data = (SLOW_HEAD, b"abcd") if slow_head else (SLOW_BODY_HEAD, b"x" * 5000)
+    origin.routes["/agent.tgz"] = trickle(head, data, pause=0.02, slow_head=slow_head)
+    settings = FetchSettings(read_timeout=2.0, min_download_rate=1024, min_rate_window=0.5)
+    url = f"{origin.url}/agent.tgz"
+    fetcher = make_fetcher(settings)
+    started = time.monotonic()
+
+    def download() -> bytes:
+        with fetcher.open_download(url) as download:
+            return b"".join(download.iter_chunks())
+
+    with pytest.raises(TransientError) as caught:
+        within(10, download)
+
+    elapsed = time.monotonic() - started
+    limit = "slower than 1 KiB/s for 0.5 s (minimum download rate)"
+    if slow_head:
+        assert str(caught.value) == f"cannot fetch {url}: {limit}"
+    else:
+        assert re.fullmatch(
+            rf"download of {re.escape(url)} broke off after \d+ bytes: {re.escape(limit)}",
+            str(caught.value),
+        )
+    assert 0.5 <= elapsed < 1.5  # the window (judged in eighths of it), not 5000 bytes' worth
+    assert len(origin.seen) == 1
+
+
+def test_a_download_above_the_minimum_rate_is_not_cut_off(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    # 100 bytes every 20 ms (~5 KiB/s) for 1.5 s: three windows above 1 KiB/s.
+    data = bytes(range(256)) * 30
+
+    def steady(handler: Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        for start in range(0, len(data), 100):
+            handler.wfile.write(data[start : start + 100])
+            handler.wfile.flush()
+            time.sleep(0.02)
+
+    origin.routes["/agent.tgz"] = steady
+    settings = FetchSettings(min_download_rate=1024, min_rate_window=0.5)
+
+    with make_fetcher(settings).open_download(f"{origin.url}/agent.tgz") as download:
+        assert within(10, lambda: b"".join(download.iter_chunks())) == data
+
+
+def test_a_pause_before_another_attempt_does_not_count_against_the_rate(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = in_turn(body(b"", status=503, Retry_After="1"), body(BLOB))
+    settings = FetchSettings(min_download_rate=1024, min_rate_window=0.5, retries=2)
+    started = time.monotonic()
+
+    with make_fetcher(settings).open_download(f"{origin.url}/agent.tgz") as download:
+        assert b"".join(download.iter_chunks()) == BLOB
+
+    assert time.monotonic() - started >= 1.0  # the server's pause, longer than the window
+    assert len(origin.seen) == 2
+
+
+def interim(count: int | None, status: bytes = b"100 Continue") -> Route:
+    """Send ``count`` informational answers (None: for ever), then the answer."""
+
+    def route(handler: Handler) -> None:
+        sent = 0
+        try:
+            while count is None or sent < count:
+                if handler.server.release.is_set():
+                    return
+                handler.wfile.write(b"HTTP/1.1 " + status + b"\r\n\r\n")
+                sent += 1
+        except OSError:  # the client gave up on us
+            handler.close_connection = True
+            return
+        handler.reply(200, b"doc")
+
+    return route
+
+
+@pytest.mark.parametrize("status", [b"100 Continue", b"103 Early Hints"])
+def test_an_endless_run_of_informational_responses_ends(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher], status: bytes
+) -> None:
+    origin.routes["/doc"] = interim(None, status)
+    url = f"{origin.url}/doc"
+
+    with pytest.raises(TransientError) as caught:
+        within(10, lambda: make_fetcher(FetchSettings(retries=2, backoff=0)).get_document(url))
+
+    assert str(caught.value) == (
+        f"cannot fetch {url}: gave up after 2 attempts; last failure: "
+        "more than 10 informational (1xx) responses before the answer"
+    )
+
+
+@pytest.mark.parametrize(("count", "fine"), [(10, True), (11, False)])
+def test_at_most_ten_informational_responses_are_skipped(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher], count: int, fine: bool
+) -> None:
+    origin.routes["/doc"] = interim(count, b"103 Early Hints")
+    fetcher = make_fetcher(FetchSettings(retries=1))
+
+    if fine:
+        assert fetcher.get_document(f"{origin.url}/doc").body == b"doc"
+    else:
+        with pytest.raises(TransientError, match=r"more than 10 informational \(1xx\)"):
+            fetcher.get_document(f"{origin.url}/doc")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "accepted"),
+    [
+        ({"document_timeout": 0}, "must be a number of seconds, above 0 and at most 86400"),
+        ({"min_rate_window": float("nan")}, "must be a number of seconds, above 0 and at most"),
+        ({"min_download_rate": 1.5}, "must be a whole number of bytes per second, 1 or more"),
+        ({"read_timeout": "60"}, "must be a number of seconds, above 0 and at most 3600"),
+        ({"retries": True}, "counts attempts and must be a whole number, 1 or more and at"),
+        ({"retries": 1000}, "counts attempts and must be a whole number, 1 or more and at"),
+    ],
+)
+def test_bad_bounds_are_refused_with_the_accepted_form(
+    kwargs: dict[str, object], accepted: str
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        FetchSettings(**kwargs)  # type: ignore[arg-type]
+
+    ((name, value),) = kwargs.items()
+    assert str(caught.value).startswith(f"{name} {accepted}")
+    assert str(caught.value).endswith(f", not {value!r}")
+
+
+def test_the_default_bounds() -> None:
+    settings = FetchSettings()
+
+    assert settings.document_timeout == 300.0
+    assert (settings.min_download_rate, settings.min_rate_window) == (8 * 1024, 60.0)
+    # A 2 Mbit/s link shared by the sync's four downloads keeps each well above the minimum,
+    # and brings the largest document accepted within its timeout.
+    link = 2_000_000 / 8
+    assert link / 4 > 5 * settings.min_download_rate
+    assert settings.max_document_bytes / link < settings.document_timeout
+
+
+# --------------------------------------------------------------------------- bounds: numbers
+
+
+BAD_NUMBERS = [
+    pytest.param("\u00b2", id="superscript-two"),
+    pytest.param("1\u00b3", id="digit-and-superscript"),
+    pytest.param("9" * 5000, id="5000-digits"),
+    pytest.param("9" * 19, id="19-digits"),
+    pytest.param("-1", id="negative"),
+    pytest.param("0x10", id="hex"),
+]
+
+
+def raw(head: bytes, data: bytes = b"") -> Route:
+    """Send a hand-made status line and headers (Latin-1, as HTTP has them), then ``data``."""
+
+    def route(handler: Handler) -> None:
+        handler.close_connection = True
+        handler.wfile.write(head + b"\r\n\r\n" + data)
+
+    return route
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS)
+def test_a_content_length_that_is_not_ascii_digits_is_refused(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher], value: str
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: " + value.encode("latin-1")
+    origin.routes["/doc"] = raw(head, b"data")
+    url = f"{origin.url}/doc"
+    fetcher = make_fetcher()
+    shown = repr(value if len(value) <= 60 else value[:57] + "...")
+    expected = (
+        f"cannot fetch {url}: invalid Content-Length header {shown}; expected a number of "
+        "bytes in at most 18 ASCII digits"
+    )
+
+    with pytest.raises(StreamError) as document:
+        fetcher.get_document(url)
+    with pytest.raises(StreamError) as download:
+        with fetcher.open_download(url):
+            pass
+
+    for caught in (document, download):
+        assert str(caught.value) == expected
+        assert not isinstance(caught.value, TransientError)
+    assert len(origin.seen) == 2  # refused at once, not retried
+
+
+def test_a_content_length_of_eighteen_digits_is_read_as_a_number(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = raw(b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 18)
+    url = f"{origin.url}/doc"
+
+    with pytest.raises(StreamError) as caught:
+        make_fetcher().get_document(url)
+
+    assert str(caught.value) == (
+        f"{url} is too large: the server announced {'9' * 18} bytes, over the 64 MiB limit "
+        "for metadata documents"
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("bytes \u00b2-10239/10240", id="superscript-start"),
+        pytest.param("bytes 5000-" + "9" * 5000 + "/10240", id="5000-digit-end"),
+        pytest.param("bytes 5000-10239/" + "9" * 30, id="30-digit-length"),
+        pytest.param("bytes 5000-10239/4000", id="end-past-length"),
+        pytest.param("items 5000-10239/10240", id="unit"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_a_malformed_content_range_is_refused(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher], value: str
+) -> None:
+    head = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 5240\r\nContent-Range: "
+    origin.routes["/agent.tgz"] = raw(head + value.encode("latin-1"), BLOB[5000:])
+    url = f"{origin.url}/agent.tgz"
+    shown = repr(value if len(value) <= 60 else value[:57] + "...")
+
+    with pytest.raises(StreamError) as caught:
+        with make_fetcher().open_download(url, offset=5000):
+            pass
+
+    assert str(caught.value) == (
+        f"cannot fetch {url}: invalid Content-Range header {shown}; expected bytes "
+        "FIRST-LAST/LENGTH in ASCII digits (at most 18 each)"
+    )
+    assert not isinstance(caught.value, TransientError)
+    assert len(origin.seen) == 1
+
+
+def test_a_content_range_of_unknown_length_is_accepted(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/agent.tgz"] = body(BLOB[5000:], status=206, Content_Range="bytes 5000-10239/*")
+
+    with make_fetcher().open_download(f"{origin.url}/agent.tgz", offset=5000) as download:
+        assert (download.offset, download.length) == (5000, 5240)
+        assert b"".join(download.iter_chunks()) == BLOB[5000:]
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "pauses"),
+    [
+        ("2", [2.0, 2.0]),
+        ("100000", [60.0, 60.0]),  # capped at a minute
+        ("9" * 5000, [0.5, 1.0]),  # not a sane number: the back-off instead
+        ("Wed, 99 Foo 2025 99:99:99 GMT", [0.5, 1.0]),  # not a date either
+    ],
+)
+def test_retry_after_is_honoured_within_bounds(
+    origin: OriginServer, retry_after: str, pauses: list[float]
+) -> None:
+    origin.routes["/doc"] = in_turn(
+        body(b"", status=503, Retry_After=retry_after),
+        body(b"", status=429, Retry_After=retry_after),
+        body(b"ok"),
+    )
+    slept: list[float] = []
+    settings = FetchSettings(backoff=0.5, retries=3)
+
+    with Fetcher(settings, sleep=slept.append) as fetcher:
+        assert fetcher.get_document(f"{origin.url}/doc").body == b"ok"
+
+    assert slept == pauses
+
+
+# --------------------------------------------------------------------------- bounds: files
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "index2.json"
+    os.mkfifo(path)
+    yield path
+    with contextlib.suppress(OSError):  # free a reader left blocked, if any
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_fifo_is_not_read_as_a_document(
+    fifo: Path, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    url = fifo.as_uri()
+    fetcher = make_fetcher()
+
+    with pytest.raises(StreamError) as document:
+        within(5, lambda: fetcher.get_document(url))
+
+    def download() -> None:
+        with fetcher.open_download(url):
+            pass
+
+    with pytest.raises(StreamError) as opened:
+        within(5, download)
+
+    for caught in (document, opened):
+        assert str(caught.value) == (
+            f"cannot read {url}: it is a FIFO (named pipe); a regular file is needed"
+        )
+
+
+def test_a_device_is_not_read_as_a_document(make_fetcher: Callable[..., Fetcher]) -> None:
+    with pytest.raises(StreamError) as caught:
+        within(5, lambda: make_fetcher().get_document("file:///dev/zero"))
+
+    assert str(caught.value) == (
+        "cannot read file:///dev/zero: it is a character device; a regular file is needed"
+    )
+
+
+def test_a_symbolic_link_to_a_regular_file_is_read(
+    tmp_path: Path, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    (tmp_path / "real.json").write_bytes(b"{}")
+    (tmp_path / "index2.json").symlink_to(tmp_path / "real.json")
+
+    assert make_fetcher().get_document((tmp_path / "index2.json").as_uri()).body == b"{}"
+
+
+# --------------------------------------------------------------------------- not as requests does
+
+
+def endless_body(status: int, **headers: str) -> Route:
+    """Answer ``status`` with a chunked body that never ends (until the client hangs up)."""
+
+    def route(handler: Handler) -> None:
+        handler.send_response(status)
+        for name, value in headers.items():
+            handler.send_header(name.replace("_", "-"), value)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        handler.close_connection = True
+        chunk = b"z" * 65536
+        try:
+            while not handler.server.release.is_set():
+                handler.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        except OSError:
+            return
+
+    return route
+
+
+def test_the_body_of_a_redirect_is_not_read(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    # requests reads a redirect's body whole into memory, even when it is not to follow it.
+    origin.routes["/old"] = endless_body(302, Location="/doc")
+    origin.routes["/doc"] = body(b"moved")
+
+    document = within(5, lambda: make_fetcher().get_document(f"{origin.url}/old"))
+
+    assert isinstance(document, Document)
+    assert document.body == b"moved"
+
+
+def test_the_body_of_an_answer_that_is_retried_is_not_read(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    # urllib3 reads a retried answer to its end, to reuse the connection.
+    origin.routes["/doc"] = in_turn(endless_body(503), body(b"ok"))
+
+    document = within(5, lambda: make_fetcher().get_document(f"{origin.url}/doc"))
+
+    assert isinstance(document, Document)
+    assert document.body == b"ok"
+
+
+# --------------------------------------------------------------------------- requests as sent
+
+
+@pytest.mark.parametrize(
+    ("login", "pair"),
+    [
+        ("user:p%40ss", "user:p@ss"),
+        ("token", "token:"),  # a token alone, as curl and git send it
+        ("user:", "user:"),
+        ('user:s\\e"c<r>et', 'user:s\\e"c<r>et'),  # pasted unencoded: urllib3 would refuse it
+        ("us%C3%A9r:p%C3%A4ss", "us\u00e9r:p\u00e4ss"),  # UTF-8, as RFC 7617 says
+    ],
+)
+def test_url_credentials_become_basic_authorization(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher], login: str, pair: str
+) -> None:
+    origin.routes["/doc"] = body(b"ok")
+
+    url = origin.url.replace("http://", f"http://{login}@") + "/doc"
+    assert make_fetcher().get_document(url).body == b"ok"
+
+    expected = "Basic " + base64.b64encode(pair.encode("utf-8")).decode()
+    assert origin.seen[0].headers.get("Authorization") == expected
+    assert origin.seen[0].headers.get("Host") == origin.url.removeprefix("http://")
+
+
+def test_a_percent_sign_that_is_not_an_escape_is_encoded(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    # "100%.tgz" is not a valid request target (servers answer 400): its "%" is sent as %25.
+    origin.routes["/100%25.tgz"] = body(b"odd")
+    origin.routes["/a%20b"] = body(b"escaped")
+    fetcher = make_fetcher()
+
+    assert fetcher.get_document(f"{origin.url}/100%.tgz?q=5%").body == b"odd"
+    assert fetcher.get_document(f"{origin.url}/a%20b").body == b"escaped"
+    assert origin.paths() == ["/100%25.tgz?q=5%25", "/a%20b"]
+
+
+def test_url_and_proxy_credentials_through_an_http_proxy(
+    origin: OriginServer, proxy: ProxyServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    origin.routes["/doc"] = body(b"via proxy")
+    proxy.required = "Basic " + base64.b64encode(b"pu:p\\w").decode()
+    port = proxy.server_address[1]
+    settings = FetchSettings(http_proxy=f"http://pu:p\\w@127.0.0.1:{port}", retries=1)
+    url = origin.url.replace("http://", "http://user:pw@") + "/doc"
+
+    assert make_fetcher(settings).get_document(url).body == b"via proxy"
+
+    assert proxy.urls == [f"{origin.url}/doc"]  # an absolute URI, without the login
+    assert proxy.authorizations == [proxy.required]
+    login = "Basic " + base64.b64encode(b"user:pw").decode()
+    assert origin.seen[0].headers["Authorization"] == login
+
+
+def test_an_idle_connection_on_a_high_descriptor_is_still_checked(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    # select() cannot watch descriptors >= 1024; a busy process has them.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1200:
+        pytest.skip(f"the descriptor limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2048)), hard))
+    filler: list[int] = []
+    try:
+        while not filler or filler[-1] < 1030:
+            filler.append(os.open(os.devnull, os.O_RDONLY))
+
+        def answer_then_hang_up(handler: Handler) -> None:
+            handler.reply(200, b"doc")  # no "Connection: close": the client cannot know
+            handler.close_connection = True
+
+        origin.routes["/doc"] = answer_then_hang_up
+        fetcher = make_fetcher(FetchSettings(retries=1))
+
+        assert fetcher.get_document(f"{origin.url}/doc").body == b"doc"
+        time.sleep(0.1)
+        assert fetcher.get_document(f"{origin.url}/doc").body == b"doc"
+    finally:
+        for descriptor in filler:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len({seen.port for seen in origin.seen}) == 2

@@ -142,6 +142,20 @@ CASES: list[tuple[str, Fault | None, Callable[[str, dict], None] | None, dict, s
         {},
         r"broke off after \d+ bytes: connection reset by peer",
     ),
+    (
+        "below the minimum rate",
+        Fault("slow", rate=400),
+        None,
+        {"min_download_rate": 4096, "min_rate_window": 0.5},
+        r"broke off after \d+ bytes: slower than 4 KiB/s for 0\.5 s \(minimum download rate\)",
+    ),
+    (
+        "headers below the minimum rate",
+        Fault("slow-headers", rate=400),
+        None,
+        {"min_download_rate": 4096, "min_rate_window": 0.5},
+        r"cannot fetch \S+: slower than 4 KiB/s for 0\.5 s \(minimum download rate\)",
+    ),
 ]
 
 
