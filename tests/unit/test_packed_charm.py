@@ -193,7 +193,7 @@ def test_deploy_stage_import_and_refresh(
         assert unit.status == (
             "active",
             f"serving no agents yet (run sync-binaries); agent-metadata-url={MIRROR_URL}; "
-            "upgrade target 3.6.12 is not staged",
+            "upgrade target 3.6.12 needs 3.5.7, 3.6.12 staged",
         )
         assert runs[-1].args_of("status-set")[-1] == (
             "--application=False",
@@ -217,9 +217,10 @@ def test_deploy_stage_import_and_refresh(
         # 3.5 is upgraded in place only to its newest patch; 3.6 needs a new controller.
         assert plan.results["route"] == "in-place-then-new-controller"
         assert plan.results["stage"] == "3.5.7, 3.6.12"
-        assert plan.results["next-steps"].splitlines()[:4] == [
+        assert plan.results["next-steps"].splitlines()[:5] == [
             "juju run upgrader/0 sync-binaries",
             f"juju model-config -m controller agent-metadata-url={MIRROR_URL}",
+            f"juju model-defaults agent-metadata-url={MIRROR_URL}",
             "juju upgrade-controller --agent-version 3.5.7 --dry-run",
             "juju upgrade-controller --agent-version 3.5.7",
         ]
