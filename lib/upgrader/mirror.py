@@ -230,7 +230,7 @@ def hash_file(path: Path, *, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def entry_key(entry: AgentEntry) -> tuple[BinaryVersion, str, int, str]:
+def _entry_key(entry: AgentEntry) -> tuple[BinaryVersion, str, int, str]:
     """What makes two listings the same: binary, path, size and sha256 (not the date)."""
     return (entry.binary, entry.path, entry.size, entry.sha256)
 
@@ -437,8 +437,8 @@ class Mirror:
         when = updated or _now()
         all_streams: dict[str, Sequence[AgentEntry]] = dict(self.staged_all())
         changed = False
-        old = {entry_key(e) for e in all_streams.get(stream, ())}
-        if old != {entry_key(e) for e in wanted}:
+        old = {_entry_key(e) for e in all_streams.get(stream, ())}
+        if old != {_entry_key(e) for e in wanted}:
             if wanted:
                 write_atomic(
                     self.tools / products_path(stream), render_products(stream, wanted, when)

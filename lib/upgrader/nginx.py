@@ -78,7 +78,7 @@ class Site:
         """Check every field, so nothing malformed reaches the site file."""
         check_port(self.port)
         if self.address:
-            check_address(self.address)
+            _check_address(self.address)
         for name in ("root", "access_log", "error_log"):
             _check_path(getattr(self, name), name.replace("_", "-"))
 
@@ -103,7 +103,7 @@ def check_port(port: object, *, option: str = "port") -> int:
     return port
 
 
-def check_address(address: str, *, option: str = "address") -> str:
+def _check_address(address: str, *, option: str = "address") -> str:
     """Validate an IPv4 or IPv6 address to listen on.
 
     Raises:

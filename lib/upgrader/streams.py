@@ -289,7 +289,7 @@ class StreamContents:
 
     def url_of(self, entry: AgentEntry) -> str:
         """The full download URL of an entry."""
-        return join_url(self.base_url, entry.path)
+        return _join_url(self.base_url, entry.path)
 
     def available(self, os_name: str, architectures: Iterable[str]) -> dict[Version, set[str]]:
         """The versions with a binary for this OS and at least one of the architectures."""
@@ -452,7 +452,7 @@ def _preview_row(row: object) -> str:
     return preview(row)
 
 
-def join_url(base_url: str, path: str) -> str:
+def _join_url(base_url: str, path: str) -> str:
     """Join a path relative to a stream's base URL, as Juju does (one slash between)."""
     return f"{base_url.rstrip('/')}/{path.lstrip('/')}"
 
@@ -850,7 +850,7 @@ def _read_metadata(
     """
     tried: list[str] = []
     for index_path in SIGNED_INDEX_PATHS if keys is not None else INDEX_PATHS:
-        index_url = join_url(base_url, index_path)
+        index_url = _join_url(base_url, index_path)
         try:
             index = fetch(index_url)
         except NotFoundError:
@@ -860,7 +860,7 @@ def _read_metadata(
             index.body if keys is None else verify_clearsigned(index.body, keys, source=index_url)
         )
         products_path = parse_index(index_text, index_url, stream)
-        products_url = join_url(base_url, products_path)
+        products_url = _join_url(base_url, products_path)
         try:
             products = fetch(products_url)
         except NotFoundError:

@@ -555,7 +555,7 @@ def _adopt(final: str, job: FileJob) -> bool:
         return False
 
 
-def stage_file(
+def _stage_file(
     job: FileJob,
     mirror: Mirror,
     fetcher: Fetcher,
@@ -608,7 +608,7 @@ def _install(part: str, final: str) -> None:
         raise _FileError(f"cannot move it into place: {describe_os_error(exc)}") from None
 
 
-def download_all(
+def _download_all(
     jobs: Sequence[FileJob],
     mirror: Mirror,
     fetcher: Fetcher,
@@ -630,7 +630,7 @@ def download_all(
     workers = min(parallel, len(jobs))
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
         futures = {
-            pool.submit(stage_file, job, mirror, fetcher, reporter=reporter): job for job in jobs
+            pool.submit(_stage_file, job, mirror, fetcher, reporter=reporter): job for job in jobs
         }
         for future in concurrent.futures.as_completed(futures):
             job = futures[future]
@@ -686,9 +686,9 @@ def sync(
         plan = plan_sync(contents, mirror.staged_all(), request, chosen=chosen)
         return _result(plan, plan.download_bytes, (), started, dry_run=True)
     with mirror.lock("sync"):
-        plan = plan_sync(contents, intact_entries(mirror), request, chosen=chosen)
+        plan = plan_sync(contents, _intact_entries(mirror), request, chosen=chosen)
         mirror.check_free_space(_still_needed(plan, mirror), what=_what(plan))
-        done, failed = download_all(
+        done, failed = _download_all(
             plan.downloads, mirror, fetcher, parallel=parallel, progress=progress
         )
         verified = {b for job, _ in done for b in job.binaries}
@@ -712,7 +712,7 @@ def sync(
         return result
 
 
-def intact_entries(mirror: Mirror) -> dict[str, tuple[AgentEntry, ...]]:
+def _intact_entries(mirror: Mirror) -> dict[str, tuple[AgentEntry, ...]]:
     """The staged entries whose file is in place with the listed size (a cheap ``stat``).
 
     A listed file that went missing or changed size is left out, so a sync fetches it again;

@@ -335,7 +335,7 @@ class _StatusWriter:
         )
 
 
-def read_source(spec: JobSpec, mirror: Mirror, fetcher: Fetcher) -> StreamContents:
+def _read_source(spec: JobSpec, mirror: Mirror, fetcher: Fetcher) -> StreamContents:
     """Read the job's source stream.
 
     An upstream source is read with :func:`~upgrader.upstream.read_upstream`, as the
@@ -383,7 +383,7 @@ def run(spec: JobSpec) -> JobStatus:
 
 def _stage(spec: JobSpec, root: Path, fetcher: Fetcher, writer: _StatusWriter) -> str:
     mirror = Mirror(root)
-    contents = read_source(spec, mirror, fetcher)
+    contents = _read_source(spec, mirror, fetcher)
     versions = spec.versions
     if spec.follow:
         available = contents.available(spec.os_name, spec.architectures)
@@ -429,11 +429,11 @@ def _refuse_to_empty(mirror: Mirror, spec: JobSpec) -> None:
 
 def _drop_unlisted(mirror: Mirror, spec: JobSpec, contents: StreamContents) -> list[str]:
     """Unlist and delete what the source no longer has (a follower copies the leader)."""
-    wanted = {revision_key(e) for e in contents.entries}
+    wanted = {_revision_key(e) for e in contents.entries}
     with mirror.lock("follow"):
         every_stream = mirror.staged_all()
         staged = every_stream.get(spec.stream, ())
-        keep = [e for e in staged if revision_key(e) in wanted]
+        keep = [e for e in staged if _revision_key(e) in wanted]
         if len(keep) == len(staged):
             return []
         mirror.replace(spec.stream, keep)
@@ -449,7 +449,7 @@ def _drop_unlisted(mirror: Mirror, spec: JobSpec, contents: StreamContents) -> l
         return [str(e.binary) for e in dropped]
 
 
-def revision_key(entry: AgentEntry) -> str:
+def _revision_key(entry: AgentEntry) -> str:
     """What makes two units' listings of a binary the same: binary, sha256 and size."""
     return f"{entry.binary} {entry.sha256} {entry.size}"
 
@@ -463,7 +463,7 @@ def mirror_revision(
     may store shared content under other names.
     """
     arches = set(architectures)
-    lines = sorted(revision_key(e) for e in entries if e.os == os_name and e.arch in arches)
+    lines = sorted(_revision_key(e) for e in entries if e.os == os_name and e.arch in arches)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 

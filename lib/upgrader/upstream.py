@@ -55,7 +55,7 @@ class UpstreamRead:
         cached: True when the kept metadata was used because one conditional request found
             the index unchanged; False after a full read.
         note: one line for logs and progress output: what was done, and why.
-        trust: the trust settings the contents were accepted under (:func:`trust_settings`).
+        trust: the trust settings the contents were accepted under (:func:`_trust_settings`).
     """
 
     contents: StreamContents
@@ -64,7 +64,7 @@ class UpstreamRead:
     trust: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
 
-def trust_settings(base_url: str, trust: TrustPolicy) -> dict[str, Any]:
+def _trust_settings(base_url: str, trust: TrustPolicy) -> dict[str, Any]:
     """What in ``trust`` decides which metadata of ``base_url`` is accepted, as plain data."""
     keys = trust.keys_for(base_url).encode("utf-8")
     return {
@@ -104,7 +104,7 @@ def read_upstream(
     base_url = check_stream_url(base_url)
     stream = check_stream_name(stream)
     trust = trust or TrustPolicy()
-    wanted = trust_settings(base_url, trust)
+    wanted = _trust_settings(base_url, trust)
     path = mirror.upstream_record(stream)
     record, why = _load(path)
     if record is not None:

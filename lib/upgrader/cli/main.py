@@ -47,11 +47,11 @@ class _VersionAction(argparse.Action):
     """``--version``: the tool's own version (not Juju's)."""
 
     def __call__(self, parser: argparse.ArgumentParser, *_: object, **__: object) -> None:
-        print(f"{PROG} {tool_version()}")
+        print(f"{PROG} {_tool_version()}")
         parser.exit()
 
 
-def tool_version() -> str:
+def _tool_version() -> str:
     """The installed package's version, or the source tree's when it is not installed."""
     from importlib import metadata
 
@@ -69,7 +69,7 @@ class _DescriptionAction(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> argparse.ArgumentParser:
     """The full command-line parser."""
     parser = Parser(
         prog=PROG,
@@ -114,7 +114,7 @@ def parse_args(
             f"unrecognized arguments: {' '.join(extra)} (see '{PROG} {args.command} --help')"
         )
     args.argv = list(argv)
-    resolve_juju_names(args, os.environ if environ is None else environ)
+    _resolve_juju_names(args, os.environ if environ is None else environ)
     return args
 
 
@@ -125,7 +125,7 @@ _MODEL_NAME = re.compile(
 )
 
 
-def resolve_juju_names(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+def _resolve_juju_names(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
     """Settle ``args.controller`` and ``args.model`` from the options and Juju's variables.
 
     Raises:
@@ -184,7 +184,7 @@ def main(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = _build_parser()
     debug = "--debug" in args_list
     try:
         args = parse_args(parser, args_list)

@@ -52,7 +52,7 @@ def arg_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
-def parse_stream_url(text: str) -> str:
+def _parse_stream_url(text: str) -> str:
     """Accept a stream URL, or a local directory (turned into a ``file://`` URL).
 
     A directory made by ``juju sync-agent-binary --local-dir D`` or ``juju-upgrader sync
@@ -194,7 +194,7 @@ def stream_options(parser: argparse.ArgumentParser) -> None:
     """Add --stream-url, --stream and --arch: which stream, and which binaries in it."""
     parser.add_argument(
         "--stream-url",
-        type=arg_type(parse_stream_url),
+        type=arg_type(_parse_stream_url),
         default=DEFAULT_STREAM_URL,
         metavar="URL",
         help="agent stream: http(s)/file URL or a local directory holding streams/v1 "

@@ -91,7 +91,7 @@ def _image_repo(text: str) -> str:
     return text
 
 
-def route_options(parser: argparse.ArgumentParser) -> None:
+def _route_options(parser: argparse.ArgumentParser) -> None:
     """Add what the runbook needs to be ready to copy: where binaries go and come from."""
     parser.add_argument(
         "--agent-metadata-url",
@@ -135,7 +135,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     selection_options(plan)
     stream_options(plan)
     trust_options(plan)
-    route_options(plan)
+    _route_options(plan)
     format_option(plan)
     plan.set_defaults(run=run)
 
@@ -320,7 +320,7 @@ def note_detected(console: Console, versions: Versions) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Planned:
+class _Planned:
     """Everything one ``plan`` run decided, for the output."""
 
     selection: Selection
@@ -332,9 +332,9 @@ class Planned:
     os_name: str
 
 
-def make_route_plan(
+def _make_route_plan(
     args: argparse.Namespace, versions: Versions, facts: JujuFacts, contents: StreamContents
-) -> Planned:
+) -> _Planned:
     """Select, route, and say where binaries are staged and how.
 
     Raises:
@@ -376,7 +376,7 @@ def make_route_plan(
         image_repo=args.image_repo,
         offline_dir=str(offline),
     )
-    return Planned(selection, route, site, info, facts, local, args.os_name)
+    return _Planned(selection, route, site, info, facts, local, args.os_name)
 
 
 def sync_command(
@@ -399,13 +399,13 @@ def sync_command(
     if not args.verify_signatures:
         words.append("--no-verify-signatures")
     for option in ("--signing-keys", "--ca-certificates"):
-        value = raw_option(getattr(args, "argv", []), option)
+        value = _raw_option(getattr(args, "argv", []), option)
         if value is not None:
             words += [option, str(Path(value).expanduser().absolute())]
     return shlex.join(words)
 
 
-def raw_option(argv: Sequence[str], option: str) -> str | None:
+def _raw_option(argv: Sequence[str], option: str) -> str | None:
     """The value last given for ``option`` on the command line (``--opt V`` or ``--opt=V``)."""
     found = None
     for i, word in enumerate(argv):
@@ -424,9 +424,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     facts = read_juju_facts(versions)
     with open_fetcher(args) as fetcher:
         contents = read_contents(fetcher, args)
-    planned = make_route_plan(args, versions, facts, contents)
+    planned = _make_route_plan(args, versions, facts, contents)
     if args.format == "text":
-        console.result(plan_text(planned, contents, versions, trust_policy(args)))
+        console.result(_plan_text(planned, contents, versions, trust_policy(args)))
         return EXIT_OK
     for note in facts.notes:
         console.note(note)
@@ -455,8 +455,8 @@ def headline(selection: Selection, route: RoutePlan) -> str:
     )
 
 
-def plan_text(
-    planned: Planned, contents: StreamContents, versions: Versions, trust: TrustPolicy
+def _plan_text(
+    planned: _Planned, contents: StreamContents, versions: Versions, trust: TrustPolicy
 ) -> str:
     """A plan written for a person: route and hops on top, then why, then the runbook."""
     selection, route, facts = planned.selection, planned.route, planned.facts
@@ -494,11 +494,11 @@ def plan_text(
     if notes:
         lines += ["", "Notes:"] + [f"  - {n}" for n in notes]
     steps = runbook(route, planned.site, planned.info)
-    lines += ["", "Runbook:", *numbered(steps)]
+    lines += ["", "Runbook:", *_numbered(steps)]
     return "\n".join(lines) + "\n"
 
 
-def numbered(steps: Sequence[str]) -> list[str]:
+def _numbered(steps: Sequence[str]) -> list[str]:
     """Commands numbered in order; ``#`` lines (what to do between them) unnumbered."""
     lines = []
     number = 0
@@ -515,7 +515,7 @@ def _versions(versions: Sequence[Version]) -> str:
     return ", ".join(str(v) for v in versions)
 
 
-def _stage_text(route: RoutePlan, planned: Planned) -> str:
+def _stage_text(route: RoutePlan, planned: _Planned) -> str:
     if route.kubernetes:
         return "images, not agent binaries (Kubernetes)"
     if not route.stage:

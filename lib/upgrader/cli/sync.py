@@ -124,7 +124,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 _PLAN_ONLY = ("agent_version", "client_version", "target_version", "policy")
 
 
-def sync_request(
+def _sync_request(
     args: argparse.Namespace, contents: StreamContents, console: Console
 ) -> SyncRequest:
     """What to stage: the VERSION series, or every version the plan's route needs.
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             mirror, args.stream_url, args.stream, fetcher, trust=trust, save=False
         )
         contents = read.contents
-        request = sync_request(args, contents, console)
+        request = _sync_request(args, contents, console)
         select_entries(contents, request)  # a request the stream cannot meet: one error line
         if args.dry_run:
             console.note(read.note)
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 )
     url = mirror.tools.resolve().as_uri()
     if args.format == "text":
-        console.result(sync_text(result, contents, mirror, url, trust_policy(args)))
+        console.result(_sync_text(result, contents, mirror, url, trust_policy(args)))
     else:
         console.result(render(sync_results(result, url), args.format))
     return EXIT_OK
@@ -249,7 +249,7 @@ def _exit_at_once_on_interrupt(console: Console) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def sync_text(
+def _sync_text(
     result: SyncResult, contents: StreamContents, mirror: Mirror, url: str, trust: TrustPolicy
 ) -> str:
     """A sync summary for a person: what was staged, and how the controller gets it."""
@@ -287,11 +287,11 @@ def sync_text(
     ]
     lines = [headline, "", *table(rows)]
     if not result.dry_run:
-        lines += ["", *serve_steps(mirror.root.absolute(), sorted(result.versions))]
+        lines += ["", *_serve_steps(mirror.root.absolute(), sorted(result.versions))]
     return "\n".join(lines) + "\n"
 
 
-def serve_steps(root: Path, versions: Sequence[Version]) -> list[str]:
+def _serve_steps(root: Path, versions: Sequence[Version]) -> list[str]:
     """The ways to get a staged directory to the controller, then the plan's runbook."""
     tools = root / "tools"
     return [
