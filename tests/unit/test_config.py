@@ -32,8 +32,11 @@ def test_parallel_downloads_option_is_checked(value: object) -> None:
     assert CharmConfig(parallel_downloads=16).parallel_downloads == 16
 
 
-@pytest.mark.parametrize("option", ["signing_keys", "ca_certificates"])
-def test_key_and_certificate_texts_are_bounded(option: str) -> None:
-    name = option.replace("_", "-")
+@pytest.mark.parametrize("name", ["signing-keys", "ca-certificates"])
+def test_key_and_certificate_texts_are_bounded(name: str) -> None:
+    text = "x" * (4 * 1024 * 1024 + 1)
     with pytest.raises(InvalidInputError, match=rf"invalid {name}: 4194305 characters, more than"):
-        CharmConfig(**{option: "x" * (4 * 1024 * 1024 + 1)})
+        if name == "signing-keys":
+            CharmConfig(signing_keys=text)
+        else:
+            CharmConfig(ca_certificates=text)
