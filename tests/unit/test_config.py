@@ -36,4 +36,4 @@ def test_parallel_downloads_option_is_checked(value: object) -> None:
 def test_key_and_certificate_texts_are_bounded(option: str) -> None:
     name = option.replace("_", "-")
     with pytest.raises(InvalidInputError, match=rf"invalid {name}: 4194305 characters, more than"):
-        CharmConfig(**{option: "x" * (4 * 1024 * 1024 + 1)})
+        CharmConfig(**{option: "x" * (4 * 1024 * 1024 + 1)})  # type: ignore[arg-type]
