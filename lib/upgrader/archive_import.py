@@ -85,7 +85,11 @@ class ImportResult:
         return ", ".join(parts)
 
     def results(self) -> dict[str, str]:
-        """Action results: imported, present, skipped, streams, signed, bytes-written."""
+        """The ``import-binaries`` results.
+
+        Keys: imported, present, skipped, streams, signed, bytes-written, summary, and sha256
+        when the archive's digest was computed.
+        """
         return {
             "imported": ", ".join(str(b) for b in self.imported),
             "present": ", ".join(str(b) for b in self.present),

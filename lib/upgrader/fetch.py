@@ -1,39 +1,12 @@
-"""A small HTTP(S)/file client for reading simplestreams metadata and downloading tarballs.
+"""Reading metadata documents and downloading tarballs from http(s)://, file:// or a directory.
 
-Everything here reads from sources we do not control, so it is defensive:
-
-* Proxies come only from :class:`FetchSettings`, so ``HTTP_PROXY`` and friends in the
-  process environment are ignored unless a caller builds the settings from them on purpose
-  (:meth:`FetchSettings.from_client_environ`).
-* TLS verification is always on, against the machine's trust store and certifi's bundle;
-  the operator's extra CA certificates are added to them.
-* Timeouts apply to connecting and to every read, so a server that stalls mid-response is
-  cut off. Connection failures, timeouts and HTTP 5xx/408/429 are retried with a doubling
-  back-off (capped at :data:`MAX_BACKOFF` seconds; a ``Retry-After`` is honoured up to a
-  minute), then reported as :class:`~upgrader.errors.TransientError`.
-* Time is bounded as a whole, not only per read: a metadata document must arrive within
-  ``document_timeout`` seconds in all (a server sending a byte a second is cut off), and a
-  download must keep up ``min_download_rate`` over every ``min_rate_window`` seconds.
-* HTTP 404 and 401 mean "not found" (:class:`~upgrader.errors.NotFoundError`, never
-  retried), as in Juju, which then moves on to the next path or source. HTTP 403 is *not*
-  treated as "not found": like Juju, it is an error (:class:`~upgrader.errors.StreamError`)
-  because it usually means a permission problem the operator must fix.
-* Metadata documents are size-limited (announced and received sizes, after decoding) and
-  read in full; downloads are streamed in chunks, so no tarball is ever held in memory.
-* Numbers in headers (``Content-Length``, ``Content-Range``) must be ASCII digits of sane
-  length; anything else is refused with a message naming the header.
-* ``file://`` URLs name regular files only: a FIFO or a device would block or never end.
-
-Redirects are followed by this module (at most :data:`MAX_REDIRECTS`) so that each hop gets
-its own proxy decision; a redirect from ``https`` to ``http`` is refused. URL credentials are
-sent as Basic authorization, and kept across a redirect only to the same server.
-
-The HTTP itself is requests' (:mod:`upgrader.webclient`), imported the first time an http(s)
-URL is fetched: reading a local directory or ``file://`` stream does not pay for it.
-
-A :class:`Fetcher` may be shared by threads (it keeps no per-request state and no cookies).
-Call :meth:`Fetcher.close` (or use it as a context manager) to close its idle connections
-early; otherwise they are closed when it is garbage-collected.
+:class:`Fetcher` is what the rest of the package reads a source with, defensively: proxies only
+from :class:`FetchSettings`, TLS always verified, retries with a capped back-off, redirects
+followed here (each hop its own proxy decision, never from ``https`` to ``http``), every
+transfer bounded in size and time (:mod:`upgrader.watchdog`), and failures worded for an
+operator (404 and 401 are :class:`~upgrader.errors.NotFoundError`, as in Juju). The HTTP itself
+is requests', through :mod:`upgrader.webclient`, imported for http(s) URLs only.
+ARCHITECTURE.md ("HTTP", "Bounds on outside input") has the whole.
 """
 
 from __future__ import annotations

@@ -1,31 +1,10 @@
-"""Asking the operator's ``juju`` command which versions are in play.
+"""Asking the operator's ``juju`` command what a plan needs: versions, models, architectures.
 
-``juju-upgrader plan`` needs the controller's agent version and, for some policies, the client
-version. When the ``juju`` command is on PATH and the operator gave neither, they come from:
-
-* ``juju version``: one line such as ``3.6.12-genericlinux-amd64`` (version, OS, arch);
-* ``juju show-controller [NAME] --format json``: an object keyed by controller name whose
-  ``details`` hold ``agent-version`` (the version the controller's agents run, from the
-  ControllerVersion API) and ``controller-model-version`` (``agent-version`` in the controller
-  model's config). The first is used; the second when an old controller lacks the API.
-
-``juju-upgrader plan`` also reads the controller's models and what they run on:
-
-* ``juju models -c NAME --format json``: ``{"models": [...]}``, each with ``name``
-  (``owner/model``), ``model-type`` (``iaas`` or ``caas``), ``type`` (the cloud type, e.g.
-  ``kubernetes``), ``cloud``, ``life``, ``is-controller`` and ``agent-version``
-  (``cmd/juju/controller/listmodels.go``, ``ModelSummary``);
-* ``juju machines -m NAME:MODEL --format json``: ``{"machines": {...}}``, each machine's
-  ``hardware`` holding ``arch=...``, containers under ``containers``;
-* ``juju status -m NAME:MODEL --format json``: each application's ``base`` (``name``,
-  ``channel``), for the ``charm-base`` images of a Kubernetes model.
-
-``juju show-controller`` gives the cloud's name but not its type, so a Kubernetes controller is
-told by its controller model's ``model-type`` in ``juju models``.
-
-``juju`` runs with stdin closed, so it can never wait for a password, with a time limit and a
-limit on what it may print. Its output is checked before any of it reaches a command the plan
-prints: names hold only the characters Juju allows in them.
+``juju version``, and ``juju show-controller``, ``models``, ``machines`` and ``status`` with
+``--format json``, run with stdin closed, so that juju never waits for a password, with a time
+limit and a limit on what they may print; every name they print is checked against what Juju
+allows before it reaches a command the plan prints. ARCHITECTURE.md ("The runbook", "Bounds")
+lists the fields read and the limits.
 """
 
 from __future__ import annotations

@@ -1,29 +1,10 @@
-r"""Hiding the credentials of URLs wherever they are shown; making outside text safe to show.
+"""Hiding the credentials of URLs wherever they are shown; making outside text safe to show.
 
-A ``stream-url`` may carry credentials (``https://user:token@host/path``, or a token alone as
-``https://token@host/path``); the fetcher sends them as HTTP Basic auth, so the real URL is
-kept for requests. Everything shown to a person (action results and failures, unit status,
-logs, the CLI's output, the background job's status file) goes through :func:`redact_url` or,
-for a message that may quote any number of URLs (errors name index, products and tarball
-URLs derived from the stream URL), :func:`redact_text`.
-
-``https://user:secret@host/x`` is shown as ``https://user:***@host/x`` and
-``https://token@host/x`` as ``https://***@host/x``. In a message, the user information is
-taken to be everything between ``scheme://`` and the last ``@`` before the next whitespace.
-That is wider than :func:`urllib.parse.urlsplit`, whose network location ends at the first
-``/``, ``?`` or ``#``: a token pasted unencoded (``https://user:abc/def=@host``, base64, or
-a generated password holding quotes, ``<``, ``>`` or backslashes) is hidden whole, at the
-cost of hiding part of a URL that has an ``@`` in its path (rare in agent streams), or the
-text up to an ``@`` that follows a URL without a space, when none of it is secret.
-:func:`redact_url`, given one URL, hides everything up to its last ``@`` (a password may even
-hold a space there).
-
-Messages also quote text that servers, documents, archives and the ``juju`` command control
-(HTTP reason phrases, content ids, versions, names). :func:`for_display` is what every text
-shown to a person goes through (the CLI's output, and the charm's statuses, action results
-and failures, and logs): credentials hidden, then control characters escaped
-(:func:`escape_controls`: ESC shows as ``\x1b``, so no terminal obeys an escape sequence and
-no line is overwritten or forged), then a one-line text cut to :data:`MAX_LINE_CHARS`.
+:func:`redact_url` and :func:`redact_text` show a login as ``https://user:***@host/x`` (a token
+alone as ``https://***@host/x``). :func:`for_display`, which every text shown to a person goes
+through, also escapes control characters (:func:`escape_controls`) and cuts a one-line text to
+:data:`MAX_LINE_CHARS`. ARCHITECTURE.md ("Credentials and text shown") says what counts as a
+login, and why.
 """
 
 from __future__ import annotations

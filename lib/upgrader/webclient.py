@@ -1,33 +1,11 @@
 """The HTTP client under :class:`upgrader.fetch.Fetcher`: a requests session, set up for it.
 
-requests, on urllib3, speaks HTTP: kept-alive connections, proxies (absolute-URI requests for
-``http://`` URLs, ``CONNECT`` tunnels for ``https://`` ones, TLS to an ``https://`` proxy and,
-for an ``https://`` URL through it, the origin's TLS inside the proxy's), TLS, connect and read
-timeouts, and retries with back-off (urllib3's ``Retry``). This module sets it up as the
-fetcher needs it, and adds what it leaves out:
-
-* TLS is verified against one context trusting the machine's store, certifi's bundle and the
-  operator's CA certificates, for origins and ``https://`` proxies alike (made on first use).
-* Connection failures and the answers the fetcher names (5xx, 408, 429) are retried with a
-  doubling back-off, capped; a ``Retry-After`` is honoured up to :data:`MAX_RETRY_AFTER`
-  seconds. A TLS verification failure is never retried, and nothing is once the transfer's
-  :class:`~upgrader.watchdog.Watch` is broken. An answer that is retried is closed, not read
-  to its end, and a redirect's body is never read (requests reads both whole).
-* A kept-alive connection that the server closed just as the request went out is replaced once
-  without counting as an attempt, as browsers do; a new connection closed without an answer
-  counts.
-* Logins in URLs (the source's and the proxy's) are sent as Basic authorization in UTF-8
-  (RFC 7617) by this module: urllib3 refuses some characters a pasted password holds.
-* Informational answers (1xx) before the final one are skipped, at most :data:`MAX_INTERIM`.
-* The socket of every connection is attached to the watch of the transfer using it, so that a
-  deadline or a minimum rate cuts the transfer off wherever it is blocked: in a proxy tunnel,
-  a TLS handshake, the headers or the body.
-* Failures are told in plain words (:attr:`RequestError.description`).
-* Requests carry no cookies and ignore the environment's proxy variables and ``.netrc``: the
-  fetcher chooses the proxy of each hop, and follows redirects itself.
-
-The fetcher imports this module for ``http(s)://`` URLs only: importing requests takes a tenth
-of a second or more, which a plan against a local directory does not pay.
+requests, on urllib3, speaks HTTP, proxies and TLS. This module sets it up as the fetcher needs
+it (one TLS context, no cookies, no proxy or ``.netrc`` from the environment, the fetcher's
+retries and back-off) and adds what it leaves out: logins sent as UTF-8 Basic authorization,
+at most :data:`MAX_INTERIM` informational answers, every socket attached to the transfer's
+:class:`~upgrader.watchdog.Watch`, and failures in plain words. The fetcher imports it for
+http(s) URLs only. ARCHITECTURE.md ("HTTP") has the details.
 """
 
 from __future__ import annotations
