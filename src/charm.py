@@ -432,8 +432,6 @@ class UpgraderCharm(ops.CharmBase):
             route=route,
             info=ControllerInfo(architectures=config.arch_list),
         )
-        if not contents.verified:
-            results["unverified-reason"] = contents.unverified_reason
         event.set_results(display_values(results))
 
     @_fails_cleanly

@@ -181,6 +181,8 @@ def plan_results(
         "source": contents.base_url,
         "verified": "true" if contents.verified else "false",
     }
+    if not contents.verified:
+        results["unverified-reason"] = contents.unverified_reason
     if selection.client is not None:
         results["client-version"] = str(selection.client)
     if mirror is not None:

@@ -436,8 +436,13 @@ def test_offline_and_local_dirs_are_absolute(
 
 
 @needs_gpg
-def test_readme_get_going_output_is_what_the_command_prints(bin_dir: Path) -> None:
-    """README's "Get going" block, with the clone's path where it shows /home/you/upgrader."""
+def test_readme_get_going_output_is_what_the_command_prints(tmp_path: Path) -> None:
+    """README's "Get going" block, with the clone's path where it shows /home/you/upgrader.
+
+    With only Python: nothing on PATH (no gpg, no juju).
+    """
+    bin_dir = tmp_path / "empty"
+    bin_dir.mkdir()
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Get going", 1)[1]
     command = re.search(r"uv run (juju-upgrader plan [^\n]+)\n", section)
@@ -479,3 +484,12 @@ def test_counting_architectures_keeps_to_its_time_budget(
         "stopped counting architectures after 0 of 2 models (1 s); give --arch for any other "
         "architecture in use",
     )
+
+
+def test_json_output_says_why_an_unsigned_source_is_unverified(
+    routes_url: str, bin_dir: Path
+) -> None:
+    """The same keys as the action: verified false comes with its reason."""
+    out = plan(routes_url, bin_dir, "--agent-version", "3.6.10")
+    assert out["verified"] == "false"
+    assert out["unverified-reason"].startswith(f"no signed metadata (tried {routes_url}/streams/")

@@ -44,7 +44,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="public keys for signed (.sjson) metadata in DIR (default: Juju's release key)",
     )
-    format_option(bundle)
+    format_option(bundle, "the keys output, binaries, files, bytes and skipped")
     bundle.set_defaults(run=run)
 
 

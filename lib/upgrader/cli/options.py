@@ -243,13 +243,13 @@ def trust_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def format_option(parser: argparse.ArgumentParser) -> None:
-    """Add --format: text for a person, json or yaml with the action's result keys."""
+def format_option(parser: argparse.ArgumentParser, keys: str) -> None:
+    """Add --format: text for a person, json or yaml with ``keys`` (said in the help)."""
     parser.add_argument(
         "--format",
         choices=FORMATS,
         default="text",
-        help="output format (default text; json and yaml use the plan-upgrade action's keys)",
+        help=f"output format (default text; json and yaml use {keys})",
     )
 
 

@@ -136,7 +136,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     stream_options(plan)
     trust_options(plan)
     _route_options(plan)
-    format_option(plan)
+    format_option(plan, "the plan-upgrade action's keys")
     plan.set_defaults(run=run)
 
 

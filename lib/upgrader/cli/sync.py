@@ -117,7 +117,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     selection_options(sync)
     stream_options(sync)
     trust_options(sync)
-    format_option(sync)
+    format_option(sync, "the sync-binaries action's keys")
     sync.set_defaults(run=run)
 
 
