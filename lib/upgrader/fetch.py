@@ -1009,8 +1009,8 @@ def _open_file(url: str, parts: SplitResult) -> BinaryIO:
 
     Raises:
         NotFoundError: The file does not exist.
-        StreamError: The URL names another host, a directory, something else than a regular
-            file, or an unreadable file.
+        StreamError: The URL names another host, a path holding a NUL, a directory, something
+            else than a regular file, or an unreadable file.
     """
     if parts.netloc not in ("", "localhost"):
         raise StreamError(
@@ -1018,6 +1018,8 @@ def _open_file(url: str, parts: SplitResult) -> BinaryIO:
             f"not host {parts.netloc!r}"
         )
     path = unquote(parts.path)  # decoded once: 'a%2520b' names the file 'a%20b'
+    if "\x00" in path:  # os.open would raise ValueError
+        raise StreamError(f"cannot read {url}: a file path cannot hold a NUL character (%00)")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         descriptor = os.open(path, flags)

@@ -2023,6 +2023,30 @@ def test_a_fifo_is_not_read_as_a_document(
         )
 
 
+@pytest.mark.parametrize("name", ["tools%00x", "tools\x00x"])
+def test_a_file_url_naming_a_nul_is_refused(
+    tmp_path: Path, make_fetcher: Callable[..., Fetcher], name: str
+) -> None:
+    """os.open raises ValueError for a path holding a NUL: it reached hooks and the CLI."""
+    url = f"{tmp_path.as_uri()}/{name}/streams/v1/index2.json"
+    fetcher = make_fetcher()
+
+    with pytest.raises(StreamError) as document:
+        fetcher.get_document(url)
+
+    def download() -> None:
+        with fetcher.open_download(url):
+            pass
+
+    with pytest.raises(StreamError) as opened:
+        download()
+
+    for caught in (document, opened):
+        assert str(caught.value) == (
+            f"cannot read {url}: a file path cannot hold a NUL character (%00)"
+        )
+
+
 def test_a_device_is_not_read_as_a_document(make_fetcher: Callable[..., Fetcher]) -> None:
     with pytest.raises(StreamError) as caught:
         within(5, lambda: make_fetcher().get_document("file:///dev/zero"))

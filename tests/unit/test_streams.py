@@ -595,6 +595,18 @@ def test_a_stream_url_that_cannot_be_split_names_the_option_and_the_form(url: st
     )
 
 
+@pytest.mark.parametrize("url", ["file:///srv/tools%00x", "file:///srv/tools\x00x"])
+def test_a_file_stream_url_holding_a_nul_is_refused_naming_the_option(url: str) -> None:
+    """No file name holds a NUL: opening one raised ValueError out of hooks and the CLI."""
+    with pytest.raises(InvalidInputError) as caught:
+        check_stream_url(url)
+    assert str(caught.value) == (
+        f"invalid stream-url {url!r}: a file path cannot hold a NUL character (%00); use an "
+        "http://, https:// or file:/// URL of the directory holding streams/v1, e.g. "
+        "https://streams.canonical.com/juju/tools"
+    )
+
+
 def test_ipv6_and_port_stream_urls_are_accepted() -> None:
     assert check_stream_url("http://[::1]:8080/tools/") == "http://[::1]:8080/tools"
     assert check_stream_url("https://h:443/juju/tools") == "https://h:443/juju/tools"
