@@ -1171,7 +1171,7 @@ def _normalise_proxy(name: str, value: str | None) -> str | None:
         The proxy URL, or None when unset.
 
     Raises:
-        InvalidInputError: Not an http(s) URL with a host.
+        InvalidInputError: Not an http(s) URL with a host, or not a URL at all.
     """
     if value is not None and not isinstance(value, str):
         raise InvalidInputError(f"{name}: expected a proxy URL (http://host:port), not {value!r}")
@@ -1180,7 +1180,13 @@ def _normalise_proxy(name: str, value: str | None) -> str | None:
         return None
     if "://" not in text:
         text = "http://" + text
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed "[" of an IPv6 address
+        raise InvalidInputError(
+            f"{name}: invalid proxy URL {redact_url(text)!r}; expected http://host:port or "
+            "https://host:port"
+        ) from None
     try:
         parts.port  # noqa: B018 - validates the port
     except ValueError as exc:

@@ -318,6 +318,26 @@ def test_bad_charm_proxy_names_the_model_setting(variable: str, setting: str) ->
     )
 
 
+@pytest.mark.parametrize(
+    ("proxy", "shown"),
+    [
+        ("http://[::1", "http://[::1"),
+        ("[::1:3128", "http://[::1:3128"),
+        ("http://user:s3cret@[::1:3128", "http://user:***@[::1:3128"),
+    ],
+)
+def test_a_proxy_url_that_cannot_be_split_names_the_model_setting(proxy: str, shown: str) -> None:
+    """urlsplit raises ValueError for an unclosed '[': it reached every hook that fetches."""
+    with pytest.raises(InvalidInputError) as caught:
+        FetchSettings.from_charm_environ({"JUJU_CHARM_HTTPS_PROXY": proxy})
+
+    assert str(caught.value) == (
+        f"JUJU_CHARM_HTTPS_PROXY: invalid proxy URL {shown!r}; expected http://host:port or "
+        "https://host:port (set by the model's juju-https-proxy setting: juju model-config "
+        "juju-https-proxy)"
+    )
+
+
 def test_client_environ_prefers_lower_case() -> None:
     settings = FetchSettings.from_client_environ(
         {
