@@ -443,8 +443,9 @@ class Fetcher:
                 retryable status, or the document did not arrive within
                 ``document_timeout``.
             StreamError: Any other failure: unsupported scheme, other HTTP errors (403
-                included), TLS verification failure, a body over ``max_document_bytes``, a
-                malformed header, a ``file://`` URL naming something else than a file.
+                included, and 304 to a request without validators), TLS verification
+                failure, a body over ``max_document_bytes``, a malformed header, a ``file://``
+                URL naming something else than a file.
         """
         parts = _split_url(url)
         if parts.scheme.lower() == "file":
@@ -480,6 +481,12 @@ class Fetcher:
         while True:
             with self._open(url, headers, call) as response:
                 if response.status == http.HTTPStatus.NOT_MODIFIED:
+                    if not (etag or last_modified):  # no document it could stand for
+                        raise StreamError(
+                            f"cannot fetch {url}: HTTP 304 Not Modified answers a conditional "
+                            "request, and this one was not (no If-None-Match or "
+                            "If-Modified-Since was sent)"
+                        )
                     return Document(
                         url=url,
                         body=b"",

@@ -833,6 +833,24 @@ def test_not_modified_by_last_modified(
     assert "If-None-Match" not in origin.seen[1].headers
 
 
+def test_not_modified_to_a_request_that_was_not_conditional_is_refused(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    """A 304 without validators sent has no document to stand for: it was read as an empty
+    body, which the stream reader then called invalid JSON."""
+    origin.routes["/index.json"] = body(b"", status=304, ETag='"v1"')
+    url = f"{origin.url}/index.json"
+
+    with pytest.raises(StreamError) as caught:
+        make_fetcher().get_document(url)
+
+    assert str(caught.value) == (
+        f"cannot fetch {url}: HTTP 304 Not Modified answers a conditional request, and this "
+        "one was not (no If-None-Match or If-Modified-Since was sent)"
+    )
+    assert len(origin.seen) == 1
+
+
 def test_stale_validators_get_the_new_document(
     origin: OriginServer, make_fetcher: Callable[..., Fetcher]
 ) -> None:
