@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import gzip
 import http.client
 import http.server
@@ -2175,6 +2176,24 @@ def test_url_credentials_become_basic_authorization(
     expected = "Basic " + base64.b64encode(pair.encode("utf-8")).decode()
     assert origin.seen[0].headers.get("Authorization") == expected
     assert origin.seen[0].headers.get("Host") == origin.url.removeprefix("http://")
+
+
+def test_a_login_holding_bytes_that_are_not_utf8_is_sent_as_given(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher], proxy: ProxyServer
+) -> None:
+    """Python decodes such bytes in argv and the environment as lone surrogates (PEP 383):
+    encoding the login raised UnicodeEncodeError ('unexpected' in the CLI)."""
+    origin.routes["/doc"] = body(b"ok")
+    login = os.fsdecode(b"user:p\xe4ss")  # a Latin-1 password typed in a Latin-1 terminal
+    url = origin.url.replace("http://", f"http://{login}@") + "/doc"
+    proxy_url = proxy.url.replace("http://", f"http://{login}@")
+    fetcher = make_fetcher(dataclasses.replace(FAST, http_proxy=proxy_url))
+
+    assert fetcher.get_document(url).body == b"ok"
+
+    expected = "Basic " + base64.b64encode(b"user:p\xe4ss").decode()
+    assert origin.seen[0].headers.get("Authorization") == expected
+    assert proxy.authorizations == [expected]
 
 
 def test_a_percent_sign_that_is_not_an_escape_is_encoded(
