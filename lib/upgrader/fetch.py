@@ -892,13 +892,22 @@ def _split_host_port(entry: str) -> tuple[str, int | None]:
     """
     if entry.startswith("["):
         host, _, rest = entry[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-        return host, int(port) if port.isdigit() else None
+        return host, _port_number(rest[1:] if rest.startswith(":") else "")
     if entry.count(":") == 1:
         host, _, port = entry.partition(":")
-        if port.isdigit():
-            return host, int(port)
+        number = _port_number(port)
+        if number is not None:
+            return host, number
     return entry, None
+
+
+def _port_number(text: str) -> int | None:
+    """A port written in at most five ASCII digits, or None.
+
+    ``str.isdigit`` takes other digits (``\u00b2``) and any number of them, which ``int`` refuses
+    with a ValueError.
+    """
+    return int(text) if 0 < len(text) <= 5 and text.isascii() and text.isdigit() else None
 
 
 def _split_url(url: str) -> SplitResult:

@@ -424,6 +424,19 @@ def test_no_proxy_matching(spec: str | None, host: str, port: int, bypass: bool)
     assert NoProxy(spec).matches(host, port) is bypass
 
 
+@pytest.mark.parametrize(
+    "spec",
+    ["example.com:\u00b2", "[::1]:\u00b2", "example.com:" + "9" * 5000, "[::1]:" + "9" * 5000],
+)
+def test_a_no_proxy_port_that_is_not_ascii_digits_is_no_port(spec: str) -> None:
+    """str.isdigit takes '\u00b2' and 5,000 digits, which int() refuses with a ValueError: it came
+    out of every hook that fetches (juju-no-proxy) and the CLI (no_proxy)."""
+    settings = FetchSettings.from_charm_environ({"JUJU_CHARM_NO_PROXY": spec})
+    Fetcher(settings).close()
+
+    assert NoProxy(spec).matches("example.com", 80) is False
+
+
 def test_no_proxy_uses_the_default_port_of_the_scheme() -> None:
     rules = NoProxy("mirror.example:443")
 
