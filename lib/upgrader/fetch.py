@@ -1033,7 +1033,9 @@ def _open_file(url: str, parts: SplitResult) -> BinaryIO:
             f"cannot read {url}: file URLs must name a local path (file:///path), "
             f"not host {parts.netloc!r}"
         )
-    path = unquote(parts.path)  # decoded once: 'a%2520b' names the file 'a%20b'
+    # Decoded once ('a%2520b' names the file 'a%20b'), into the bytes of the name: %FF from a
+    # name in another encoding stays 0xFF (os.open encodes the surrogate back).
+    path = unquote(parts.path, errors="surrogateescape")
     if "\x00" in path:  # os.open would raise ValueError
         raise StreamError(f"cannot read {url}: a file path cannot hold a NUL character (%00)")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)

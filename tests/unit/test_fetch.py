@@ -950,6 +950,21 @@ def test_file_url_is_percent_decoded_once(
     assert fetcher.get_document((tmp_path / "a b.json").as_uri()).body == b"space"
 
 
+def test_a_file_url_percent_encoding_bytes_that_are_not_utf8_is_read(
+    tmp_path: Path, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    """A local directory named in another encoding becomes file:///.../s%FF (Path.as_uri); its
+    %FF was decoded as U+FFFD, naming another file: the stream was 'not found'."""
+    directory = tmp_path / os.fsdecode(b"s\xff")
+    directory.mkdir()
+    (directory / "index.json").write_bytes(b"{}")
+    url = (directory / "index.json").as_uri()
+    assert "/s%FF/" in url
+
+    assert make_fetcher().get_document(url).body == b"{}"
+    assert make_fetcher().get_document(url.replace("%FF", "\udcff")).body == b"{}"
+
+
 def test_missing_file_is_not_found(tmp_path: Path, make_fetcher: Callable[..., Fetcher]) -> None:
     url = (tmp_path / "index2.sjson").as_uri()
 
