@@ -416,8 +416,9 @@ class Fetcher:
                 retryable status, or the document did not arrive within
                 ``document_timeout``.
             StreamError: Any other failure: unsupported scheme, other HTTP errors (403
-                included), TLS verification failure, a body over ``max_document_bytes``, a
-                malformed header, a ``file://`` URL naming something else than a file.
+                included, and 304 to a request without validators), TLS verification
+                failure, a body over ``max_document_bytes``, a malformed header, a ``file://``
+                URL naming something else than a file.
         """
         parts = _split_url(url)
         if parts.scheme.lower() == "file":
@@ -453,6 +454,12 @@ class Fetcher:
         while True:
             with self._open(url, headers, call) as response:
                 if response.status == http.HTTPStatus.NOT_MODIFIED:
+                    if not (etag or last_modified):  # no document it could stand for
+                        raise StreamError(
+                            f"cannot fetch {url}: HTTP 304 Not Modified answers a conditional "
+                            "request, and this one was not (no If-None-Match or "
+                            "If-Modified-Since was sent)"
+                        )
                     return Document(
                         url=url,
                         body=b"",
@@ -858,13 +865,22 @@ def _split_host_port(entry: str) -> tuple[str, int | None]:
     """
     if entry.startswith("["):
         host, _, rest = entry[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-        return host, int(port) if port.isdigit() else None
+        return host, _port_number(rest[1:] if rest.startswith(":") else "")
     if entry.count(":") == 1:
         host, _, port = entry.partition(":")
-        if port.isdigit():
-            return host, int(port)
+        number = _port_number(port)
+        if number is not None:
+            return host, number
     return entry, None
+
+
+def _port_number(text: str) -> int | None:
+    """A port written in at most five ASCII digits, or None.
+
+    ``str.isdigit`` takes other digits (``\u00b2``) and any number of them, which ``int`` refuses
+    with a ValueError.
+    """
+    return int(text) if 0 < len(text) <= 5 and text.isascii() and text.isdigit() else None
 
 
 def _split_url(url: str) -> SplitResult:
@@ -982,15 +998,19 @@ def _open_file(url: str, parts: SplitResult) -> BinaryIO:
 
     Raises:
         NotFoundError: The file does not exist.
-        StreamError: The URL names another host, a directory, something else than a regular
-            file, or an unreadable file.
+        StreamError: The URL names another host, a path holding a NUL, a directory, something
+            else than a regular file, or an unreadable file.
     """
     if parts.netloc not in ("", "localhost"):
         raise StreamError(
             f"cannot read {url}: file URLs must name a local path (file:///path), "
             f"not host {parts.netloc!r}"
         )
-    path = unquote(parts.path)  # decoded once: 'a%2520b' names the file 'a%20b'
+    # Decoded once ('a%2520b' names the file 'a%20b'), into the bytes of the name: %FF from a
+    # name in another encoding stays 0xFF (os.open encodes the surrogate back).
+    path = unquote(parts.path, errors="surrogateescape")
+    if "\x00" in path:  # os.open would raise ValueError
+        raise StreamError(f"cannot read {url}: a file path cannot hold a NUL character (%00)")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         descriptor = os.open(path, flags)
@@ -1142,7 +1162,7 @@ def _normalise_proxy(name: str, value: str | None) -> str | None:
         The proxy URL, or None when unset.
 
     Raises:
-        InvalidInputError: Not an http(s) URL with a host.
+        InvalidInputError: Not an http(s) URL with a host, or not a URL at all.
     """
     if value is not None and not isinstance(value, str):
         raise InvalidInputError(f"{name}: expected a proxy URL (http://host:port), not {value!r}")
@@ -1151,7 +1171,13 @@ def _normalise_proxy(name: str, value: str | None) -> str | None:
         return None
     if "://" not in text:
         text = "http://" + text
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed "[" of an IPv6 address
+        raise InvalidInputError(
+            f"{name}: invalid proxy URL {redact_url(text)!r}; expected http://host:port or "
+            "https://host:port"
+        ) from None
     try:
         parts.port  # noqa: B018 - validates the port
     except ValueError as exc:

@@ -377,7 +377,7 @@ def parse_models(text: str, command: str = "juju models") -> ModelListing:
         name = _name(entry.get("name"), _QUALIFIED_MODEL, command, "model name")
         kind = entry.get("model-type", "iaas")
         if kind not in ("iaas", "caas"):
-            raise JujuCommandError(f"`{command}` gave model {name} the model-type {kind!r}")
+            raise JujuCommandError(f"`{command}` gave model {name} the model-type {preview(kind)}")
         if entry.get("is-controller") is True:
             kubernetes = kind == "caas"
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -87,9 +88,11 @@ def check_stream_url(
 
     Refused, with a message naming ``option`` and the accepted form that never shows a login
     or a query's value: another scheme, no host, white space, a URL that cannot be split (an
-    unclosed ``[`` of an IPv6 address, a port that is no number from 0 to 65535), an ``@``
-    after the host, and a query or fragment (Juju appends ``/streams/v1/...`` to the URL, so
-    a query would end up in the middle of every request path).
+    unclosed ``[`` of an IPv6 address, a port that is no number from 0 to 65535), anything but
+    an IPv6 address in brackets, an ``@``
+    after the host, a ``file://`` path holding a NUL (``%00``), and a query or fragment (Juju
+    appends ``/streams/v1/...`` to the URL, so a query would end up in the middle of every
+    request path).
 
     Args:
         url: the URL as given.
@@ -120,10 +123,17 @@ def check_stream_url(
     try:
         valid_host = bool(parts.hostname) or parts.scheme == "file"
         parts.port  # noqa: B018 - raises ValueError unless a number from 0 to 65535
+        if "[" in parts.netloc:  # urlsplit takes "[v1.x]" (IPvFuture), 3.10's any text there
+            ipaddress.IPv6Address((parts.hostname or "").partition("%")[0])
     except ValueError:
         valid_host = False
     if not valid_host:
         raise refused
+    if parts.scheme == "file" and "\x00" in unquote(parts.path):
+        raise InvalidInputError(
+            f"invalid {option} {_shown_url(url)}: a file path cannot hold a NUL character "
+            f"(%00); use {accepted}"
+        )
     if "?" in url or "#" in url:
         raise InvalidInputError(
             f"invalid {option} {_shown_url(url)}: a query ('?...') or fragment ('#...') is "

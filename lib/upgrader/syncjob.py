@@ -108,7 +108,11 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         """Check every field, so a bad job file fails with a message, not a traceback."""
-        if not isinstance(self.root, str) or not Path(self.root).is_absolute():
+        if (
+            not isinstance(self.root, str)
+            or not Path(self.root).is_absolute()
+            or "\x00" in self.root  # no path holds one: os calls would raise ValueError
+        ):
             raise InvalidInputError(f"invalid root {preview(self.root)}: use an absolute path")
         check_stream_url(self.stream_url)
         check_stream_name(self.stream)
@@ -116,6 +120,14 @@ class JobSpec:
         parse_architectures(" ".join(self.architectures))
         for version in self.versions:
             parse(version)
+        for name in ("follow", "internal", "verify_signatures"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):  # "false" would be true
+                raise InvalidInputError(f"invalid {name} {preview(value)}: use true or false")
+        if not isinstance(self.signing_keys, str):
+            raise InvalidInputError(
+                f"invalid signing_keys {preview(self.signing_keys)}: use the armoured keys as text"
+            )
         if self.follow == bool(self.versions):
             raise InvalidInputError(
                 "invalid job: give the versions to stage, or follow=true to copy the source"

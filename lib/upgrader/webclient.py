@@ -377,7 +377,9 @@ def without_login(url: str) -> tuple[str, str | None]:
     if parts.username is None:
         return url, None
     pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-    value = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    # Bytes of argv or the environment that are not UTF-8 arrive as lone surrogates (PEP 383):
+    # they are sent as the bytes the operator gave.
+    value = "Basic " + base64.b64encode(pair.encode("utf-8", "surrogateescape")).decode("ascii")
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])), value
 
 

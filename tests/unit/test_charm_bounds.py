@@ -59,6 +59,11 @@ def test_a_reason_phrase_with_escape_sequences_reaches_status_and_failure_escape
             "or fragment ('#...') is not accepted",
         ),
         ("http://[::1", "invalid config: invalid stream-url 'http://[::1': use an http://"),
+        (
+            "file:///srv/tools%00x",
+            "invalid config: invalid stream-url 'file:///srv/tools%00x': a file path cannot "
+            "hold a NUL character (%00); use an http://",
+        ),
     ],
 )
 def test_a_stream_url_the_charm_cannot_use_blocks_and_refuses_naming_the_option(

@@ -251,6 +251,18 @@ def test_bad_proxy_setting_blocks_naming_the_model_setting(
     assert isinstance(status_message(failure), ops.BlockedStatus)
 
 
+def test_a_proxy_setting_that_cannot_be_split_blocks_naming_the_model_setting(
+    ctx, signed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JUJU_CHARM_HTTP_PROXY", "http://[::1")
+    with serve_directory(signed) as url:
+        failure = failed_plan(ctx, {"stream-url": url})
+
+    assert "JUJU_CHARM_HTTP_PROXY: invalid proxy URL 'http://[::1'" in failure.message
+    assert "juju model-config juju-http-proxy" in failure.message
+    assert isinstance(status_message(failure), ops.BlockedStatus)
+
+
 def test_unreachable_source_is_transient_and_retried_on_update_status(
     ctx, signed: Path, gpg_keys: Keys, tmp_path: Path
 ) -> None:

@@ -603,6 +603,11 @@ BAD_PLAN_ARGUMENTS = [
         ["--agent-version", "3.6", U, "--stream-url", "no/such/dir"],
         "argument --stream-url: invalid --stream-url 'no/such/dir': no such directory; use an",
     ),
+    (
+        ["--agent-version", "3.6", U, "--stream-url", "file:///srv/tools%00x"],
+        "argument --stream-url: invalid --stream-url 'file:///srv/tools%00x': a file path cannot "
+        "hold a NUL character (%00); use an http://, https:// or file:/// URL, or a local",
+    ),
     (["--agent-version", "3.6", U, "--stream-url", ""], "argument --stream-url: invalid"),
     (["--agent-version"], "argument --agent-version: expected one argument"),
     (["--agent-version", "3.6", "extra"], "unrecognized arguments: extra"),

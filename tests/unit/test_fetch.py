@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import gzip
 import http.client
 import http.server
@@ -318,6 +319,26 @@ def test_bad_charm_proxy_names_the_model_setting(variable: str, setting: str) ->
     )
 
 
+@pytest.mark.parametrize(
+    ("proxy", "shown"),
+    [
+        ("http://[::1", "http://[::1"),
+        ("[::1:3128", "http://[::1:3128"),
+        ("http://user:s3cret@[::1:3128", "http://user:***@[::1:3128"),
+    ],
+)
+def test_a_proxy_url_that_cannot_be_split_names_the_model_setting(proxy: str, shown: str) -> None:
+    """urlsplit raises ValueError for an unclosed '[': it reached every hook that fetches."""
+    with pytest.raises(InvalidInputError) as caught:
+        FetchSettings.from_charm_environ({"JUJU_CHARM_HTTPS_PROXY": proxy})
+
+    assert str(caught.value) == (
+        f"JUJU_CHARM_HTTPS_PROXY: invalid proxy URL {shown!r}; expected http://host:port or "
+        "https://host:port (set by the model's juju-https-proxy setting: juju model-config "
+        "juju-https-proxy)"
+    )
+
+
 def test_client_environ_prefers_lower_case() -> None:
     settings = FetchSettings.from_client_environ(
         {
@@ -401,6 +422,19 @@ def test_backoff_doubles_and_is_capped(origin: OriginServer) -> None:
 )
 def test_no_proxy_matching(spec: str | None, host: str, port: int, bypass: bool) -> None:
     assert NoProxy(spec).matches(host, port) is bypass
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["example.com:\u00b2", "[::1]:\u00b2", "example.com:" + "9" * 5000, "[::1]:" + "9" * 5000],
+)
+def test_a_no_proxy_port_that_is_not_ascii_digits_is_no_port(spec: str) -> None:
+    """str.isdigit takes '\u00b2' and 5,000 digits, which int() refuses with a ValueError: it came
+    out of every hook that fetches (juju-no-proxy) and the CLI (no_proxy)."""
+    settings = FetchSettings.from_charm_environ({"JUJU_CHARM_NO_PROXY": spec})
+    Fetcher(settings).close()
+
+    assert NoProxy(spec).matches("example.com", 80) is False
 
 
 def test_no_proxy_uses_the_default_port_of_the_scheme() -> None:
@@ -813,6 +847,24 @@ def test_not_modified_by_last_modified(
     assert "If-None-Match" not in origin.seen[1].headers
 
 
+def test_not_modified_to_a_request_that_was_not_conditional_is_refused(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    """A 304 without validators sent has no document to stand for: it was read as an empty
+    body, which the stream reader then called invalid JSON."""
+    origin.routes["/index.json"] = body(b"", status=304, ETag='"v1"')
+    url = f"{origin.url}/index.json"
+
+    with pytest.raises(StreamError) as caught:
+        make_fetcher().get_document(url)
+
+    assert str(caught.value) == (
+        f"cannot fetch {url}: HTTP 304 Not Modified answers a conditional request, and this "
+        "one was not (no If-None-Match or If-Modified-Since was sent)"
+    )
+    assert len(origin.seen) == 1
+
+
 def test_stale_validators_get_the_new_document(
     origin: OriginServer, make_fetcher: Callable[..., Fetcher]
 ) -> None:
@@ -896,6 +948,21 @@ def test_file_url_is_percent_decoded_once(
 
     assert fetcher.get_document((tmp_path / "a%20b.json").as_uri()).body == b"literal"
     assert fetcher.get_document((tmp_path / "a b.json").as_uri()).body == b"space"
+
+
+def test_a_file_url_percent_encoding_bytes_that_are_not_utf8_is_read(
+    tmp_path: Path, make_fetcher: Callable[..., Fetcher]
+) -> None:
+    """A local directory named in another encoding becomes file:///.../s%FF (Path.as_uri); its
+    %FF was decoded as U+FFFD, naming another file: the stream was 'not found'."""
+    directory = tmp_path / os.fsdecode(b"s\xff")
+    directory.mkdir()
+    (directory / "index.json").write_bytes(b"{}")
+    url = (directory / "index.json").as_uri()
+    assert "/s%FF/" in url
+
+    assert make_fetcher().get_document(url).body == b"{}"
+    assert make_fetcher().get_document(url.replace("%FF", "\udcff")).body == b"{}"
 
 
 def test_missing_file_is_not_found(tmp_path: Path, make_fetcher: Callable[..., Fetcher]) -> None:
@@ -2023,6 +2090,30 @@ def test_a_fifo_is_not_read_as_a_document(
         )
 
 
+@pytest.mark.parametrize("name", ["tools%00x", "tools\x00x"])
+def test_a_file_url_naming_a_nul_is_refused(
+    tmp_path: Path, make_fetcher: Callable[..., Fetcher], name: str
+) -> None:
+    """os.open raises ValueError for a path holding a NUL: it reached hooks and the CLI."""
+    url = f"{tmp_path.as_uri()}/{name}/streams/v1/index2.json"
+    fetcher = make_fetcher()
+
+    with pytest.raises(StreamError) as document:
+        fetcher.get_document(url)
+
+    def download() -> None:
+        with fetcher.open_download(url):
+            pass
+
+    with pytest.raises(StreamError) as opened:
+        download()
+
+    for caught in (document, opened):
+        assert str(caught.value) == (
+            f"cannot read {url}: a file path cannot hold a NUL character (%00)"
+        )
+
+
 def test_a_device_is_not_read_as_a_document(make_fetcher: Callable[..., Fetcher]) -> None:
     with pytest.raises(StreamError) as caught:
         within(5, lambda: make_fetcher().get_document("file:///dev/zero"))
@@ -2113,6 +2204,24 @@ def test_url_credentials_become_basic_authorization(
     expected = "Basic " + base64.b64encode(pair.encode("utf-8")).decode()
     assert origin.seen[0].headers.get("Authorization") == expected
     assert origin.seen[0].headers.get("Host") == origin.url.removeprefix("http://")
+
+
+def test_a_login_holding_bytes_that_are_not_utf8_is_sent_as_given(
+    origin: OriginServer, make_fetcher: Callable[..., Fetcher], proxy: ProxyServer
+) -> None:
+    """Python decodes such bytes in argv and the environment as lone surrogates (PEP 383):
+    encoding the login raised UnicodeEncodeError ('unexpected' in the CLI)."""
+    origin.routes["/doc"] = body(b"ok")
+    login = os.fsdecode(b"user:p\xe4ss")  # a Latin-1 password typed in a Latin-1 terminal
+    url = origin.url.replace("http://", f"http://{login}@") + "/doc"
+    proxy_url = proxy.url.replace("http://", f"http://{login}@")
+    fetcher = make_fetcher(dataclasses.replace(FAST, http_proxy=proxy_url))
+
+    assert fetcher.get_document(url).body == b"ok"
+
+    expected = "Basic " + base64.b64encode(b"user:p\xe4ss").decode()
+    assert origin.seen[0].headers.get("Authorization") == expected
+    assert proxy.authorizations == [expected]
 
 
 def test_a_percent_sign_that_is_not_an_escape_is_encoded(

@@ -317,6 +317,23 @@ def test_parse_models_refuses(text: str, message: str) -> None:
         parse_models(text)
 
 
+@pytest.mark.parametrize(
+    ("kind", "shown"),
+    [
+        ("x" * 100_000, "'" + "x" * 80 + "... (99920 more characters)'"),
+        ({"deep": list(range(100_000))}, "an object of 1 keys"),
+    ],
+)
+def test_an_odd_model_type_is_quoted_within_the_bound(kind: object, shown: str) -> None:
+    """A value from juju's output is quoted in 80 characters, not whole (it was its repr)."""
+    entry = model("admin/p")
+    entry["model-type"] = kind
+    text = json.dumps({"models": [entry]})
+    with pytest.raises(JujuCommandError) as caught:
+        parse_models(text)
+    assert str(caught.value) == f"`juju models` gave model admin/p the model-type {shown}"
+
+
 def test_parse_models_bound() -> None:
     text = json.dumps({"models": [model(f"admin/m{i}") for i in range(MAX_MODELS + 1)]})
     with pytest.raises(JujuCommandError, match=f"listed {MAX_MODELS + 1} models, more than the"):

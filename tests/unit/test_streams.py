@@ -584,7 +584,9 @@ def test_a_stream_url_with_a_query_or_fragment_is_refused_without_its_value(url:
 @pytest.mark.parametrize(
     "url",
     ["http://[::1", "https://[::1/tools", "http://h:99999/tools", "http://h:-1/tools",
-     "http://h:port/tools", "http://:80/tools"],
+     "http://h:port/tools", "http://:80/tools",
+     # only an IPv6 address goes in brackets (Python 3.10's urlsplit takes any text there)
+     "http://[v1.x]/tools", "http://[127.0.0.1]/tools", "http://[h.example]/tools"],
 )  # fmt: skip
 def test_a_stream_url_that_cannot_be_split_names_the_option_and_the_form(url: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
@@ -595,8 +597,21 @@ def test_a_stream_url_that_cannot_be_split_names_the_option_and_the_form(url: st
     )
 
 
+@pytest.mark.parametrize("url", ["file:///srv/tools%00x", "file:///srv/tools\x00x"])
+def test_a_file_stream_url_holding_a_nul_is_refused_naming_the_option(url: str) -> None:
+    """No file name holds a NUL: opening one raised ValueError out of hooks and the CLI."""
+    with pytest.raises(InvalidInputError) as caught:
+        check_stream_url(url)
+    assert str(caught.value) == (
+        f"invalid stream-url {url!r}: a file path cannot hold a NUL character (%00); use an "
+        "http://, https:// or file:/// URL of the directory holding streams/v1, e.g. "
+        "https://streams.canonical.com/juju/tools"
+    )
+
+
 def test_ipv6_and_port_stream_urls_are_accepted() -> None:
     assert check_stream_url("http://[::1]:8080/tools/") == "http://[::1]:8080/tools"
+    assert check_stream_url("http://[fe80::1%25eth0]/tools") == "http://[fe80::1%25eth0]/tools"
     assert check_stream_url("https://h:443/juju/tools") == "https://h:443/juju/tools"
 
 

@@ -144,6 +144,12 @@ def test_malformed_job_file_is_refused(text: str, message: str) -> None:
         ({"parallel": 99}, "invalid parallel 99"),
         ({"fetch": {"colour": 1}}, "invalid fetch setting 'colour'"),
         ({"fetch": {"retries": 0}}, "retries counts attempts"),
+        # a job file of the wrong types fails with a message, not a traceback or a truthy string
+        ({"root": "/srv/\x00x"}, r"invalid root '/srv/\\x00x': use an absolute path"),
+        ({"internal": "false"}, "invalid internal 'false': use true or false"),
+        ({"verify_signatures": "no"}, "invalid verify_signatures 'no': use true or false"),
+        ({"follow": "yes", "versions": ()}, "invalid follow 'yes': use true or false"),
+        ({"signing_keys": 1}, "invalid signing_keys 1: use the armoured keys as text"),
     ],
 )
 def test_bad_job_fields_are_refused(changes: dict, message: str) -> None:
