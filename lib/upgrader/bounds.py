@@ -25,6 +25,10 @@ MAX_JSON_DEPTH = 64
 MAX_DOCUMENT_BYTES = 64 * MIB
 """The largest metadata file read from local storage (the fetcher's document limit)."""
 
+MAX_JSON_VALUES = 1_500_000
+"""The most values one JSON document may hold (counted by its commas); 100,000 products items
+of about ten fields each fit, and parsing the most it allows takes about 150 MB."""
+
 MAX_ITEMS = 100_000
 """The most items one products file may list; the official agents file lists under 1,500."""
 
@@ -68,26 +72,37 @@ def read_file(path: Path | str, limit: int) -> bytes:
 
 
 class MalformedJSONError(ValueError):
-    """A JSON document is not valid JSON, or is nested deeper than :data:`MAX_JSON_DEPTH`.
+    """A JSON document is not valid JSON, or beyond the depth or value-count limits.
 
     The message completes "<where>: ...", e.g. ``not valid JSON (Expecting value: ...)``.
     """
 
 
 def load_json(body: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse a JSON document from outside, refusing one nested deeper than ``max_depth``.
+    """Parse a JSON document from outside, refusing one too deep or with too many values.
 
     The C parser gives up with RecursionError at the interpreter's limit (about 1,000 levels)
     after reading only that deep; anything it accepts is then checked level by level, without
     recursion, so that no later reader recurses through an unbounded structure.
 
     Raises:
-        MalformedJSONError: invalid JSON or text, or nested too deeply.
+        MalformedJSONError: invalid JSON or text, nested too deeply, or more than
+            :data:`MAX_JSON_VALUES` values.
     """
     too_deep = MalformedJSONError(
         f"malformed JSON: nested more than {max_depth} levels deep (the accepted form is a "
         f"JSON document nested at most {max_depth} levels)"
     )
+    separators = body.count(b"," if isinstance(body, bytes) else ",")
+    if separators >= MAX_JSON_VALUES:
+        # Checked before parsing: Python objects take 5 to 30 times the text's size
+        # ("[{},{},...]" is the worst), so a document within the size limit could still
+        # exhaust memory.
+        raise MalformedJSONError(
+            f"malformed JSON: more than {MAX_JSON_VALUES} values (the accepted form is a JSON "
+            f"document of at most {MAX_JSON_VALUES}; an agent stream's products file holds a "
+            "few tens of thousands)"
+        )
     try:
         doc = json.loads(body)
     except RecursionError:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from upgrader import bounds
 from upgrader.bounds import (
     MAX_FILE_BYTES,
     MAX_JSON_DEPTH,
+    MAX_JSON_VALUES,
     MalformedJSONError,
     TooLargeError,
     depth_exceeds,
@@ -134,3 +138,35 @@ def test_read_file_reads_no_more_than_its_limit(tmp_path: Path) -> None:
 def test_read_file_of_an_endless_device_stops_at_its_limit() -> None:
     with pytest.raises(TooLargeError, match="more than 1048576 bytes"):
         read_file("/dev/zero", 1024 * 1024)
+
+
+def test_json_with_too_many_values_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    """8 MiB of '{},' would take about 220 MB parsed; refused at once, memory flat."""
+    body = tmp_path / "many.json"
+    body.write_bytes(b"[" + b"{}," * (MAX_JSON_VALUES + 1) + b"{}]")
+    code = (
+        "import sys\n"
+        "from upgrader.bounds import MalformedJSONError, load_json\n"
+        "try:\n"
+        "    load_json(open(sys.argv[1], 'rb').read())\n"
+        "except MalformedJSONError as exc:\n"
+        "    print(exc)\n"
+        # VmHWM is this process's own peak (ru_maxrss would carry pytest's over the exec).
+        "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(body)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(Path(bounds.__file__).parents[1])},
+    )
+    message, peak_kib = done.stdout.splitlines()
+    assert message == (
+        f"malformed JSON: more than {MAX_JSON_VALUES} values (the accepted form is a JSON "
+        f"document of at most {MAX_JSON_VALUES}; an agent stream's products file holds a few "
+        "tens of thousands)"
+    )
+    assert int(peak_kib) < 64 * 1024  # the 4.5 MB text and the interpreter, not its objects
+    items = [{"a": 1} for _ in range(1000)]
+    assert load_json(json.dumps(items)) == items
