@@ -865,7 +865,12 @@ def _split_host_port(entry: str) -> tuple[str, int | None]:
     """
     if entry.startswith("["):
         host, _, rest = entry[1:].partition("]")
-        return host, _port_number(rest[1:] if rest.startswith(":") else "")
+        if not rest:
+            return host, None
+        port = _port_number(rest[1:]) if rest.startswith(":") else None
+        # A bad port makes the entry match nothing, as in Go's httpproxy (Juju's clients),
+        # rather than every port of the host.
+        return (host, port) if port is not None else (entry, None)
     if entry.count(":") == 1:
         host, _, port = entry.partition(":")
         number = _port_number(port)

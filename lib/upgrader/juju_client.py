@@ -317,7 +317,7 @@ def _name(value: object, pattern: re.Pattern[str], command: str, what: str) -> s
     """A name from juju's output, checked before it can reach a printed command."""
     if not isinstance(value, str) or not pattern.match(value):
         shown = _printable(value if isinstance(value, str) else repr(value), 80)
-        raise JujuCommandError(f"`{command}` printed an unexpected {what} {shown!r}")
+        raise JujuCommandError(f"`{command}` printed an unexpected {what} '{shown}'")
     return value
 
 

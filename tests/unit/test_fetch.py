@@ -414,6 +414,10 @@ def test_backoff_doubles_and_is_capped(origin: OriginServer) -> None:
         ("192.168.1.5:3128", "192.168.1.5", 80, False),
         ("::1", "::1", 80, True),
         ("[::1]:8080", "[::1]", 8080, True),
+        ("[::1]", "::1", 443, True),
+        # A bad port makes the entry match nothing (Go's httpproxy), not every port of ::1.
+        ("[::1]:abc", "::1", 80, False),
+        ("[::1]:\u00b2", "::1", 80, False),
         ("fd00::/8", "fd12::1", 443, True),
         ("localhost, 127.0.0.1 ,::1", "127.0.0.1", 80, True),
         ("localhost,::1", "127.0.0.1", 80, False),

@@ -464,3 +464,12 @@ def test_output_kept_open_by_a_child_ends_at_the_time_limit(tmp_path: Path) -> N
     juju = script(tmp_path, "/bin/sleep 30 & echo 3.6.12-genericlinux-amd64")
     with pytest.raises(JujuCommandError, match=r"`juju version` did not finish within 0.5 s"):
         run_juju(str(juju), ["version"], timeout=0.5)
+
+
+def test_an_unexpected_name_is_quoted_escaped_once() -> None:
+    text = json.dumps({"c\x1b[31m": details(**{"agent-version": "3.6.8"})})
+    with pytest.raises(JujuCommandError) as raised:
+        parse_controller_details(text)
+    assert str(raised.value) == (
+        "`juju show-controller` printed an unexpected controller name 'c\\x1b[31m'"
+    )
