@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +65,18 @@ def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
     """Throwaway OpenPGP keys made with the real gpg once per run (tests/support/gpg.py)."""
     with throwaway_keys(tmp_path_factory.mktemp("gnupg")) as keys:
         yield keys
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path) -> Path:
+    """The only directory on a command's PATH: gpg's tools, and a fake juju if a test adds one.
+
+    PATH holds nothing else, so a real juju on this machine is never run.
+    """
+    path = tmp_path / "bin"
+    path.mkdir()
+    for tool in ("gpgv", "gpg"):
+        found = shutil.which(tool)
+        if found:
+            (path / tool).symlink_to(found)
+    return path

@@ -12,7 +12,6 @@ import json
 import os
 import pty
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -70,21 +69,6 @@ def stream_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = write_stream(tmp_path_factory.mktemp("stream"), AGENTS, condensed=True)
     with serve_directory(root) as url:
         yield url
-
-
-@pytest.fixture
-def bin_dir(tmp_path: Path) -> Path:
-    """The only directory on the command's PATH: gpg's tools, and a fake juju if a test adds one.
-
-    PATH holds nothing else, so a real juju on this machine is never run.
-    """
-    path = tmp_path / "bin"
-    path.mkdir()
-    for tool in ("gpgv", "gpg"):
-        found = shutil.which(tool)
-        if found:
-            (path / tool).symlink_to(found)
-    return path
 
 
 def run(

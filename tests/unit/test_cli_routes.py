@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -45,18 +44,6 @@ def routes_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = write_stream(tmp_path_factory.mktemp("routes"), agents, condensed=True)
     with serve_directory(root) as url:
         yield url
-
-
-@pytest.fixture
-def bin_dir(tmp_path: Path) -> Path:
-    """The command's whole PATH: gpg's tools, and the fake juju a test writes."""
-    path = tmp_path / "bin"
-    path.mkdir()
-    for tool in ("gpgv", "gpg"):
-        found = shutil.which(tool)
-        if found:
-            (path / tool).symlink_to(found)
-    return path
 
 
 def plan(url: str, bin_dir: Path, *args: str, env: dict[str, str] | None = None) -> dict:
