@@ -93,7 +93,7 @@ def load_json(body: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         f"malformed JSON: nested more than {max_depth} levels deep (the accepted form is a "
         f"JSON document nested at most {max_depth} levels)"
     )
-    separators = body.count(b"," if isinstance(body, bytes) else ",")
+    separators = body.count(b",") if isinstance(body, bytes) else body.count(",")
     if separators >= MAX_JSON_VALUES:
         # Checked before parsing: Python objects take 5 to 30 times the text's size
         # ("[{},{},...]" is the worst), so a document within the size limit could still
