@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from upgrader.bounds import MAX_OPTION_TEXT_BYTES, MIB, preview
+from upgrader.bounds import MAX_OPTION_TEXT_BYTES, MIB, TooLargeError, preview, read_file
 from upgrader.config import check_os, parse_architectures
 from upgrader.errors import InvalidInputError
 from upgrader.selection import Policy
@@ -107,17 +107,16 @@ def _option_file(option: str, text: str, wanted: str) -> str:
     A pipe (``--signing-keys <(gpg --export ...)``) is read too, up to the same size.
     """
     try:
-        with open(Path(text).expanduser(), "rb") as stream:
-            data = stream.read(MAX_OPTION_FILE_BYTES + 1)
+        data = read_file(Path(text).expanduser(), MAX_OPTION_FILE_BYTES)
     except OSError as exc:
         raise InvalidInputError(
             f"cannot read {option} {text!r}: {exc.strerror or exc}; give a file of {wanted}"
         ) from None
-    if len(data) > MAX_OPTION_FILE_BYTES:
+    except TooLargeError:
         raise InvalidInputError(
             f"invalid {option} {text!r}: it holds more than {MAX_OPTION_FILE_BYTES} bytes "
             f"({MAX_OPTION_FILE_BYTES // MIB} MiB); give a file of {wanted}"
-        )
+        ) from None
     return data.decode("utf-8", errors="replace")
 
 
