@@ -319,14 +319,6 @@ class _RangeNotSatisfiableError(Exception):
     """The server refused the byte range (HTTP 416)."""
 
 
-class _LastAnswerError(Exception):
-    """The last attempt got an answer worth another attempt (5xx, 408, 429); none is left."""
-
-    def __init__(self, label: str) -> None:
-        super().__init__(label)
-        self.label = label
-
-
 class Fetcher:
     """Reads documents and streams downloads over http, https and file URLs."""
 
