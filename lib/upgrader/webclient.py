@@ -173,8 +173,7 @@ class Client:
         connect_timeout: float,
         read_timeout: float,
         retries: int,
-        backoff: float,
-        max_backoff: float,
+        backoff_delay: Callable[[int], float],
         retried_statuses: frozenset[int],
         user_agent: str,
         proxies: tuple[str | None, ...] = (),
@@ -187,8 +186,8 @@ class Client:
             connect_timeout: Seconds allowed for connecting (TCP, proxy tunnel, TLS).
             read_timeout: Seconds allowed for each read.
             retries: Attempts in all for one call.
-            backoff: Pause after the first failed attempt; it doubles after each further one.
-            max_backoff: Longest pause (a server's ``Retry-After`` aside).
+            backoff_delay: The pause after failed attempt number N (1-based), a server's
+                ``Retry-After`` aside (:meth:`upgrader.fetch.FetchSettings.backoff_delay`).
             retried_statuses: HTTP statuses worth another attempt.
             user_agent: ``User-Agent`` of every request.
             proxies: The proxy URLs :meth:`get` may be given (their logins are taken out
@@ -199,8 +198,7 @@ class Client:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._retries = retries
-        self._backoff = backoff
-        self._max_backoff = max_backoff
+        self._backoff_delay = backoff_delay
         self._retried_statuses = retried_statuses
         self._sleep = sleep
         self._ca_certificates = ca_certificates
@@ -224,12 +222,11 @@ class Client:
             redirect=False,  # the fetcher follows redirects, deciding the proxy of each hop
             allowed_methods=frozenset({"GET"}),
             status_forcelist=self._retried_statuses,
-            backoff_factor=self._backoff,
-            backoff_max=self._max_backoff,
             raise_on_status=False,  # the last answer is returned, to be reported
             respect_retry_after_header=True,
             watch=watch,
             sleep_function=self._sleep,
+            backoff_delay=self._backoff_delay,
         )
         return Call(watch, retry)
 
@@ -465,21 +462,24 @@ class _Retry(Retry):
         *args: Any,
         watch: Watch | None = None,
         sleep_function: Callable[[float], None] = time.sleep,
+        backoff_delay: Callable[[int], float],
         replacements: int = 1,
         replacing: bool = False,
         **kwargs: Any,
     ) -> None:
-        """Take urllib3's arguments, and the watch, the sleep and the free replacements."""
+        """Take urllib3's arguments, and the watch, sleep, back-off and free replacements."""
         super().__init__(*args, **kwargs)
         self.watch = watch
         self.sleep_function = sleep_function
+        self.backoff_delay = backoff_delay
         self.replacements = replacements
         self.replacing = replacing
 
     def new(self, **kw: Any) -> _Retry:
-        """Copy, carrying the watch, the sleep and the replacements left."""
+        """Copy, carrying the watch, the sleep, the back-off and the replacements left."""
         kw.setdefault("watch", self.watch)
         kw.setdefault("sleep_function", self.sleep_function)
+        kw.setdefault("backoff_delay", self.backoff_delay)
         kw.setdefault("replacements", self.replacements)
         return super().new(**kw)
 
@@ -510,11 +510,9 @@ class _Retry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def get_backoff_time(self) -> float:
-        """``backoff * 2 ** (failures - 1)``, capped at ``backoff_max``; 0 before any failure."""
+        """The fetcher's pause after the failures so far (``backoff_delay``); 0 before any."""
         failures = len(self.history)
-        if not failures:
-            return 0.0
-        return float(min(self.backoff_factor * 2 ** min(failures - 1, 64), self.backoff_max))
+        return float(self.backoff_delay(failures)) if failures else 0.0
 
     def sleep(self, response: Any = None) -> None:
         """Pause before the next attempt: ``Retry-After`` if the answer had a sane one.
