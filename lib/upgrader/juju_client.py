@@ -192,7 +192,20 @@ def parse_show_controller(text: str, controller: str | None = None) -> tuple[str
         JujuCommandError: the output is not the expected JSON or holds no agent version; the
             message quotes any errors juju reported for the controller.
     """
-    doc = _load(text, "juju show-controller")
+    name, version, _ = _controller_entry(_load(text, "juju show-controller"), controller)
+    return name, version
+
+
+def _controller_entry(doc: Any, controller: str | None) -> tuple[str, Version, Mapping[str, Any]]:
+    """The name, agent version and details of the controller ``juju show-controller`` shows.
+
+    Args:
+        doc: the command's output, parsed.
+        controller: the controller asked for, if one was named.
+
+    Raises:
+        JujuCommandError: as :func:`parse_show_controller`.
+    """
     if not isinstance(doc, dict) or not doc:
         raise JujuCommandError("`juju show-controller` printed no controller")
     if controller is not None and controller in doc:
@@ -211,7 +224,7 @@ def parse_show_controller(text: str, controller: str | None = None) -> tuple[str
         value = details.get(key)
         if isinstance(value, str) and value and not value.startswith("("):
             try:
-                return str(name), parse_lenient(value)
+                return str(name), parse_lenient(value), details
             except ValueError:
                 raise JujuCommandError(
                     f"`juju show-controller` gave controller {preview(name)} an unreadable {key} "
@@ -327,13 +340,11 @@ def parse_controller_details(text: str, controller: str | None = None) -> Contro
     Raises:
         JujuCommandError: as :func:`parse_show_controller`, or a name Juju would not print.
     """
-    name, version = parse_show_controller(text, controller)
     command = "juju show-controller"
+    name, version, details = _controller_entry(_load(text, command), controller)
     _name(name, _NAME, command, "controller name")
-    entry = _load(text, command)[name]
-    details = entry.get("details") if isinstance(entry, dict) else None
     cloud = ""
-    if isinstance(details, dict) and details.get("cloud"):
+    if details.get("cloud"):
         cloud = _name(details["cloud"], _NAME, command, "cloud name")
         if details.get("region"):
             cloud += "/" + _name(details["region"], _NAME, command, "region name")
