@@ -252,24 +252,6 @@ def client_version(juju: str, *, timeout: float = JUJU_TIMEOUT) -> Detected:
     )
 
 
-def controller_agent_version(
-    juju: str, controller: str | None = None, *, timeout: float = JUJU_TIMEOUT
-) -> Detected:
-    """The controller's agent version, from ``juju show-controller [NAME] --format json``.
-
-    Args:
-        juju: the path of the ``juju`` command.
-        controller: the controller name; juju's current controller when None.
-        timeout: seconds to wait.
-
-    Raises:
-        JujuCommandError: as for :func:`run_juju` and :func:`parse_show_controller`.
-    """
-    args = ["show-controller", *([controller] if controller else []), "--format", "json"]
-    name, version = parse_show_controller(run_juju(juju, args, timeout=timeout), controller)
-    return Detected(version, f"juju show-controller {name}")
-
-
 # --- the controller, its models and what they run on ----------------------------------------
 
 

@@ -19,7 +19,7 @@ from upgrader.juju_client import (
     ModelListing,
     charm_bases,
     client_version,
-    controller_agent_version,
+    controller_details,
     find_juju,
     list_models,
     machine_architectures,
@@ -129,8 +129,8 @@ def test_client_and_controller_versions_from_a_fake_juju(tmp_path: Path) -> None
     assert find_juju(str(tmp_path / "nothing-here")) is None
     client = client_version(str(juju))
     assert (client.version, client.source) == (Version(3, 6, 12), "juju version")
-    agent = controller_agent_version(str(juju), "edge")
-    assert (agent.version, agent.source) == (Version(3, 6, 11), "juju show-controller edge")
+    agent = controller_details(str(juju), "edge")
+    assert (agent.agent, agent.name) == (Version(3, 6, 11), "edge")
     assert log.read_text().splitlines() == ["version", "show-controller edge --format json"]
 
 
@@ -435,7 +435,7 @@ def test_show_controller_nested_100000_deep_is_malformed(tmp_path: Path) -> None
     (tmp_path / "deep.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
     juju = script(tmp_path, f"cat {tmp_path / 'deep.json'}")
     with pytest.raises(JujuCommandError) as raised:
-        controller_agent_version(str(juju))
+        controller_details(str(juju))
     assert str(raised.value) == (
         "`juju show-controller` did not print JSON (malformed JSON: nested more than 64 "
         "levels deep (the accepted form is a JSON document nested at most 64 levels))"
