@@ -61,11 +61,6 @@ def redact_text(text: str) -> str:
     return _RUN.sub(lambda run: _redact_run(run[0]), text)
 
 
-def redact_values(values: Mapping[str, str]) -> dict[str, str]:
-    """Action or command results with the credentials of every URL in their values hidden."""
-    return {key: redact_text(value) for key, value in values.items()}
-
-
 def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
     r"""``text`` with every control character written as an escape (ESC as ``\x1b``).
 
