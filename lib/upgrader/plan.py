@@ -125,26 +125,6 @@ def versions_to_stage(
     )
 
 
-def next_steps(
-    selection: Selection,
-    mirror: Site | None = None,
-    *,
-    route: RoutePlan | None = None,
-    info: ControllerInfo | None = None,
-) -> list[str]:
-    """The whole runbook, in order, one command per line (see :mod:`upgrader.runbook`).
-
-    Args:
-        selection: the policy's choice.
-        mirror: where the controller reads agent binaries from (the charm's mirror); without
-            it there are no staging or ``agent-metadata-url`` steps for an in-place route.
-        route: the route, when already made (with the models); else made from the selection.
-        info: what is known of the controller.
-    """
-    route = route if route is not None else route_of(selection)
-    return runbook(route, mirror, info)
-
-
 def plan_results(
     selection: Selection,
     contents: StreamContents,

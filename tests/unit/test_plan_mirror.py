@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from upgrader.plan import PlanRequest, is_staged, make_plan, next_steps, plan_results
-from upgrader.runbook import Site
+from upgrader.plan import PlanRequest, is_staged, make_plan, plan_results, route_of
+from upgrader.runbook import Site, runbook
 from upgrader.streams import AgentEntry, StreamContents
 from upgrader.versions import parse, parse_binary
 
@@ -42,7 +42,7 @@ IN_PLACE = [
 
 def test_not_staged_target_starts_with_the_sync() -> None:
     mirror = Site(URL, staged=frozenset(), sync_command=SYNC)
-    assert next_steps(plan(), mirror) == [SYNC, *IN_PLACE]
+    assert runbook(route_of(plan()), mirror) == [SYNC, *IN_PLACE]
     results = plan_results(plan(), CONTENTS, mirror)
     assert results["staged"] == "false"
     assert results["next-steps"].splitlines()[0] == SYNC
@@ -50,13 +50,13 @@ def test_not_staged_target_starts_with_the_sync() -> None:
 
 def test_staged_target_skips_the_sync() -> None:
     mirror = Site(URL, staged=frozenset({parse("3.6.12")}), sync_command=SYNC)
-    assert next_steps(plan(), mirror) == IN_PLACE
+    assert runbook(route_of(plan()), mirror) == IN_PLACE
     assert plan_results(plan(), CONTENTS, mirror)["staged"] == "true"
 
 
 def test_up_to_date_needs_nothing_even_with_a_mirror() -> None:
     mirror = Site(URL, staged=frozenset({parse("3.6.12")}), sync_command=SYNC)
-    assert next_steps(plan("3.6.12"), mirror) == [
+    assert runbook(route_of(plan("3.6.12")), mirror) == [
         "nothing to do: the controller runs the newest version this policy allows"
     ]
 
