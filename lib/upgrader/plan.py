@@ -88,14 +88,6 @@ def route_of(
     )
 
 
-def is_staged(
-    entries: Iterable[AgentEntry], version: Version, os_name: str, architectures: Iterable[str]
-) -> bool:
-    """Whether the mirror lists ``version`` for ``os_name`` on every one of ``architectures``."""
-    have = {e.arch for e in entries if e.version == version and e.os == os_name}
-    return set(architectures) <= have
-
-
 def staged_versions(
     entries: Iterable[AgentEntry], os_name: str, architectures: Iterable[str]
 ) -> frozenset[Version]:

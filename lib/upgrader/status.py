@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import UpgraderError
-from .plan import is_staged
+from .plan import staged_versions
 from .serving import newest_staged, serving_message
 from .streams import AgentEntry, Validators
 from .syncjob import FAILED, RUNNING, JobStatus
@@ -230,11 +230,8 @@ def _not_staged(serving: Serving, stream: StreamCheck) -> str:
     newest = newest_staged(serving.entries, serving.os_name)
     if newest is not None and newest > target:
         return ""  # a newer version is staged already: the operator chose it
-    missing = [
-        v
-        for v in route
-        if not is_staged(serving.entries, v, serving.os_name, serving.architectures)
-    ]
+    staged = staged_versions(serving.entries, serving.os_name, serving.architectures)
+    missing = [v for v in route if v not in staged]
     if not missing:
         return ""
     if missing == [target]:

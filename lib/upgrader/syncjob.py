@@ -36,7 +36,7 @@ from .config import CharmConfig, check_os, parse_architectures
 from .errors import InvalidInputError, UpgraderError
 from .fetch import Fetcher, FetchSettings
 from .mirror import Mirror, MirrorError, format_bytes, write_atomic
-from .plan import is_staged
+from .plan import staged_versions
 from .serving import LeaderMirror
 from .streams import (
     AgentEntry,
@@ -495,10 +495,8 @@ def auto_sync_job(
         versions: what the route to the newest target needs staged (from the last read).
         environ: the hook's environment (Juju's proxy settings for charms).
     """
-    staged = list(entries)
-    missing = tuple(
-        v for v in versions if not is_staged(staged, parse(v), config.agent_os, config.arch_list)
-    )
+    staged = staged_versions(entries, config.agent_os, config.arch_list)
+    missing = tuple(v for v in versions if parse(v) not in staged)
     if not missing:
         return None
     return _job(
