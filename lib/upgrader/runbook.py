@@ -170,7 +170,7 @@ class _Runbook:
             return [
                 *self.stage(route.stage),
                 *self.point_controller(),
-                *self.upgrade_models(route.controller, behind, self.prefix),
+                *self.upgrade_models(route.controller, behind),
             ]
         lines: list[str] = []
         if route.kubernetes:
@@ -181,13 +181,13 @@ class _Runbook:
         if version is not None:
             lines += self.point_controller()
             lines += self.upgrade_controller(version)
-            lines += self.upgrade_models(version, self.models_below(version), self.prefix)
+            lines += self.upgrade_models(version, self.models_below(version))
         elif route.new_controller:
             unfit = unfit_to_migrate(route.models, route.controller, route.target)
             if unfit != []:
                 # A model below what the target accepts goes to the controller's version first.
                 lines += self.point_controller()
-                lines += self.upgrade_models(route.controller, unfit, self.prefix)
+                lines += self.upgrade_models(route.controller, unfit)
         if route.new_controller:
             lines += self.new_controller(route.target)
         return lines
@@ -245,16 +245,14 @@ class _Runbook:
             return None
         return [m for m in self.route.models if m.version < version]
 
-    def upgrade_models(
-        self, version: Version, models: list[HostedModel] | None, prefix: str
-    ) -> list[str]:
+    def upgrade_models(self, version: Version, models: list[HostedModel] | None) -> list[str]:
         """``upgrade-model`` for each hosted model (they stay put until upgraded)."""
         if models is None:
             return [
                 "# then for each model `juju models` lists, other than controller, as <model>:",
-                *self.upgrade_model(version, f"{prefix}<model>"),
+                *self.upgrade_model(version, f"{self.prefix}<model>"),
             ]
-        return [line for m in models for line in self.upgrade_model(version, prefix + m.name)]
+        return [line for m in models for line in self.upgrade_model(version, self.prefix + m.name)]
 
     def upgrade_model(self, version: Version, model: str) -> list[str]:
         command = f"juju upgrade-model -m {model} --agent-version {version}{self.stream_flag}"
