@@ -154,7 +154,8 @@ def _sync_request(
     for note in facts.notes:
         console.note(note)
     arches = architectures(args, facts)
-    selection = make_plan(contents, plan_request(args, versions, arches))
+    request = plan_request(args, versions, arches)
+    selection = make_plan(contents, request)
     route = route_of(selection, models=facts.models, kubernetes=facts.kubernetes)
     if selection.outcome is Outcome.UPGRADE:
         console.note(
@@ -163,7 +164,6 @@ def _sync_request(
         )
     else:
         console.note(f"the controller is up to date at {selection.agent}; staging that version")
-    request = plan_request(args, versions, arches)
     stage, unlisted = versions_to_stage(selection, route, contents, request)
     for version in unlisted:
         console.note(f"{version} is not in the stream: the route's other versions are staged")
