@@ -189,7 +189,7 @@ def _keyring_for(keys: str) -> _Keyring:
     """The keyring of ``keys``, built with gpg the first time this key text is seen.
 
     Args:
-        keys: ASCII-armoured public key block(s), already checked by :func:`_check_key_text`.
+        keys: ASCII-armoured public key block(s), already checked by :func:`check_key_text`.
 
     Returns:
         The exported keyring and the fingerprints of the imported keys.
