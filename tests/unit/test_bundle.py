@@ -273,6 +273,20 @@ def test_bundle_into_a_missing_directory_fails_cleanly(tmp_path: Path) -> None:
         make_bundle(src, tmp_path / "nowhere" / "agents.tar.gz")
 
 
+@pytest.mark.parametrize(
+    "inside",
+    ["tools/released/juju-3.6.12-ubuntu-amd64.tgz", "tools/streams/v1/index2.json", "tools/a.tgz"],
+)
+def test_bundle_into_the_mirror_it_bundles_is_refused(tmp_path: Path, inside: str) -> None:
+    src = local_dir(tmp_path / "src")
+    files = {p: p.read_bytes() for p in (src / "tools").rglob("*") if p.is_file()}
+    with pytest.raises(
+        InvalidInputError, match=r"cannot write .* inside the mirror it bundles .*; write it "
+    ):
+        make_bundle(src, src / inside)
+    assert {p: p.read_bytes() for p in (src / "tools").rglob("*") if p.is_file()} == files
+
+
 # --------------------------------------------------------------------------------------------
 # Importing good archives
 
