@@ -398,3 +398,10 @@ def test_the_operators_url_and_directory_stay_one_shell_word() -> None:
     assert f"{directory}/juju-controller.charm" in words
     assert f"sudo snap ack '{directory}'/juju_*.assert" in lines
     assert f"juju model-defaults agent-metadata-url='{url}'" in lines
+
+
+def test_an_ipv6_mirror_url_is_quoted_against_the_shells_globbing() -> None:
+    # zsh refuses an unmatched [..] pattern ("no matches found"); bash may expand one.
+    url = "http://[fd00::5]:8080/tools"
+    lines = steps("3.6.10", "3.6.12", site_=Site(url, "released", frozenset(), SYNC))
+    assert f"juju model-config -m controller agent-metadata-url='{url}'" in lines
