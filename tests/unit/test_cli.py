@@ -597,6 +597,9 @@ BAD_PLAN_ARGUMENTS = [
     (["--agent-version"], "argument --agent-version: expected one argument"),
     (["--agent-version", "3.6", "extra"], "unrecognized arguments: extra"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    # An abbreviation would be read, but left out of the runbook's juju-upgrader sync line.
+    (["--agent-version", "3.6", "--sign", "k.asc"], "unrecognized arguments: --sign k.asc"),
+    (["--agent-version", "3.6", "--ca-cert=c.pem"], "unrecognized arguments: --ca-cert=c.pem"),
 ]
 
 
