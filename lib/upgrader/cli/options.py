@@ -36,6 +36,7 @@ class Parser(argparse.ArgumentParser):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """As ArgumentParser's, without abbreviations unless asked for."""
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
