@@ -559,7 +559,10 @@ class UpgraderCharm(ops.CharmBase):
         unit = leader.unit if leader is not None and leader.unit else state.unit
         command = f"juju run {unit} sync-binaries"
         if exact:
-            command += " version={series}"
+            # juju run reads key=value as YAML unless --string-args: 3.6 would be the number
+            # 3.6 (and 3.10 the number 3.1), which the action's string schema refuses
+            # (cmd/juju/action/run.go).
+            command += " --string-args version={series}"
         staged = staged_versions(_staged(root, config), config.agent_os, config.arch_list)
         return Site(state.mirror_url, config.stream, staged, command)
 

@@ -55,6 +55,10 @@ class ArchiveError(InvalidInputError):
     """An agent-binary archive was refused; the message names the archive and the reason."""
 
 
+class ArchiveTotalError(ArchiveError):
+    """The archive's files total more than :attr:`Limits.max_total_bytes`."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
     """How much an archive may hold.
@@ -66,6 +70,10 @@ class Limits:
             into memory).
         max_file_bytes: size of one member at most.
         reserve_bytes: free space to leave on the mirror's filesystem after extraction.
+        max_total_bytes: size of all files together at most, checked at each header before
+            its data is read, so that a small gzip of zeros cannot keep the scan busy for
+            hours; :func:`~upgrader.archive_import.import_bundle` lowers it to what the
+            storage can hold.
     """
 
     max_members: int = MAX_MEMBERS
@@ -73,6 +81,7 @@ class Limits:
     max_metadata_total: int = MAX_METADATA_TOTAL
     max_file_bytes: int = MAX_FILE_BYTES
     reserve_bytes: int = 64 * 1024 * 1024
+    max_total_bytes: int = MAX_MEMBERS * MAX_FILE_BYTES
 
 
 DEFAULT_LIMITS = Limits()
@@ -556,6 +565,7 @@ def scan_archive(
     kinds: dict[str, bool] = {}
     metadata: dict[str, bytes] = {}
     metadata_total = 0
+    total = 0
     for count, info in enumerate(_members(tar, source), start=1):
         if count > limits.max_members:
             raise ArchiveError(
@@ -566,6 +576,12 @@ def scan_archive(
         if member is None:
             continue
         members.append(member)
+        total += member.size
+        if total > limits.max_total_bytes:
+            raise ArchiveTotalError(
+                f"{source}: its files total more than {limits.max_total_bytes} bytes; refusing "
+                "the whole archive (an archive holds the binaries to import and their metadata)"
+            )
         if not member.is_dir:
             chunks = _read_member(tar, info, source)
             if is_metadata(member.name):

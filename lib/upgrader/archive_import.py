@@ -22,6 +22,7 @@ from .archive import (
     DEFAULT_LIMITS,
     ArchiveContents,
     ArchiveError,
+    ArchiveTotalError,
     Limits,
     check_contents,
     newest_first,
@@ -30,6 +31,7 @@ from .archive import (
 )
 from .bounds import TooLargeError, read_file
 from .mirror import (
+    InsufficientSpaceError,
     Mirror,
     MirrorError,
     describe_os_error,
@@ -204,7 +206,20 @@ def import_bundle(
     with raw:
         if os.fstat(raw.fileno()).st_size == 0:
             return ImportResult(source=source, empty=True)
-        members, metadata = scan_archive(raw, source, limits)
+        room = _storage_room(limits, mirror)
+        try:
+            members, metadata = scan_archive(
+                raw, source, dataclasses.replace(limits, max_total_bytes=room)
+            )
+        except ArchiveTotalError:
+            if room >= limits.max_total_bytes:
+                raise
+            raise InsufficientSpaceError(
+                f"not enough free space on {mirror.root} for importing {source}: its files "
+                f"total more than the {room} bytes the storage can hold (its free space, less "
+                f"{limits.reserve_bytes} bytes kept free, plus what is staged); refusing the "
+                "whole archive"
+            ) from None
         contents = check_contents(source, members, metadata, keys)
         with mirror.lock("import"):
             work, present = _plan(contents, mirror.staged_all())
@@ -232,6 +247,21 @@ def import_bundle(
         signed=contents.signed,
         bytes_written=written,
     )
+
+
+def _storage_room(limits: Limits, mirror: Mirror) -> int:
+    """The most an archive's files may total: what the storage can hold, within ``limits``.
+
+    That is its free space, less the reserve, plus what is staged (an archive may repeat
+    binaries the mirror holds, which are not written again). Checked at each member's header,
+    it bounds the time a scan takes: a gzip of zeros is a thousandth of its size.
+    """
+    try:
+        free = mirror.free_bytes()
+    except OSError:
+        return limits.max_total_bytes  # the lock and the space check after the scan say why
+    staged = {e.path: e.size for entries in mirror.staged_all().values() for e in entries}
+    return min(limits.max_total_bytes, max(0, free - limits.reserve_bytes + sum(staged.values())))
 
 
 RESOURCE_RECORD = ".agent-binaries.sha256"

@@ -9,6 +9,7 @@ by what the input claims. ARCHITECTURE.md ("Bounds on outside input") lists them
 from __future__ import annotations
 
 import json
+import sys
 from itertools import compress
 from pathlib import Path
 from typing import Any
@@ -107,11 +108,23 @@ def load_json(body: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         doc = json.loads(body)
     except RecursionError:
         raise too_deep from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # UnicodeDecodeError included
+        if "int_max_str_digits" in str(exc):
+            # Python's own message asks for sys.set_int_max_str_digits(): not the sender's fix.
+            raise MalformedJSONError(
+                f"not valid JSON (a number of more than {_int_digits()} digits; the accepted "
+                f"form is a JSON document whose whole numbers have at most {_int_digits()} "
+                "digits)"
+            ) from None
         raise MalformedJSONError(f"not valid JSON ({preview_text(str(exc), 200)})") from None
     if depth_exceeds(doc, max_depth):
         raise too_deep
     return doc
+
+
+def _int_digits() -> int:
+    """The most digits Python converts to an integer (4300 by default since 3.10.7)."""
+    return getattr(sys, "get_int_max_str_digits", lambda: 4300)()
 
 
 def depth_exceeds(doc: Any, max_depth: int) -> bool:

@@ -102,6 +102,14 @@ def make_bundle(
     """
     tools = find_tools_dir(mirror_dir)
     source = str(tools)
+    out = Path(output)
+    # An archive written over a listed tarball or metadata file (bundle DIR -o
+    # DIR/tools/... --force) would damage the very mirror it copies.
+    if out.parent.resolve().is_relative_to(tools.resolve()):
+        raise InvalidInputError(
+            f"cannot write {out} inside the mirror it bundles ({tools}); write it outside, "
+            f"e.g. {tools.resolve().parent}.tar.gz"
+        )
     metadata = _metadata_files(tools, source)
     streams, _signed = read_metadata(source, _BUNDLE_PREFIX, metadata, keys)
     listed: dict[str, tuple[str, int]] = {}
@@ -116,7 +124,6 @@ def make_bundle(
                 f"{source}: {entry.path} holds {size} bytes, the metadata lists {entry.size}; "
                 "sync it again before bundling"
             )
-    out = Path(output)
     temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         total = _write_bundle(temp, tools, metadata, listed, log)

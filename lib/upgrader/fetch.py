@@ -1212,8 +1212,13 @@ def check_ca_certificates(pem: str) -> str:
     try:
         context.load_verify_locations(cadata=pem)
     except (ssl.SSLError, ValueError) as exc:
+        # OpenSSL gives no reason for a block it cannot decode (the SSLError's is None).
+        reason = getattr(exc, "reason", None) or (
+            "a -----BEGIN CERTIFICATE----- block does not hold a base64 DER certificate"
+        )
         raise InvalidInputError(
-            f"{CA_CERTIFICATES_OPTION}: not valid PEM certificates ({getattr(exc, 'reason', exc)})"
+            f"{CA_CERTIFICATES_OPTION}: not valid PEM certificates ({reason}); expected one or "
+            "more -----BEGIN CERTIFICATE----- blocks"
         ) from exc
     return pem.strip()
 

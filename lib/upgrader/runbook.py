@@ -11,6 +11,7 @@ ARCHITECTURE.md ("Upgrade routes").
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Iterable
 
 from .routes import HostedModel, Route, RoutePlan, unfit_to_migrate
@@ -157,7 +158,9 @@ class _Runbook:
         # --agent-stream; the agent-stream model config).
         self.stream = "" if stream == "released" else stream
         self.stream_flag = f" --agent-stream {stream}" if self.stream else ""
-        self.url = site.agent_metadata_url if site is not None else AGENT_METADATA_URL
+        url = site.agent_metadata_url if site is not None else AGENT_METADATA_URL
+        # The operator's URL may hold `&` or `$` (a query string): one shell word when pasted.
+        self.url = url if url == AGENT_METADATA_URL else shlex.quote(url)
         self.ctrl_flag = f" -c {info.name}" if info.name else ""
         self.prefix = f"{info.name}:" if info.name else ""
 
@@ -290,7 +293,9 @@ class _Runbook:
         info = self.info
         series = f"{target.major}.{target.minor}"
         base = info.base or bootstrap_base(target)
-        directory = info.offline_dir or default_offline_dir(target)
+        # The operator's directory may hold spaces or shell characters: one word when pasted,
+        # with the wildcards of the file names after it left unquoted.
+        directory = shlex.quote(info.offline_dir or default_offline_dir(target))
         new = new_controller_name(target, info)
         cloud = info.cloud or "<cloud>"
         kubernetes = self.route.kubernetes

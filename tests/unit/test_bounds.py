@@ -35,6 +35,16 @@ def nested(depth: int, *, objects: bool = False) -> str:
     return "[" * depth + "]" * depth
 
 
+def test_a_json_number_too_long_for_python_names_the_accepted_form() -> None:
+    digits = bounds._int_digits()
+    with pytest.raises(MalformedJSONError) as caught:
+        load_json(b'{"size": 1' + b"0" * digits + b"}")
+    assert str(caught.value) == (
+        f"not valid JSON (a number of more than {digits} digits; the accepted form is a JSON "
+        f"document whose whole numbers have at most {digits} digits)"
+    )
+
+
 @pytest.mark.parametrize("objects", [False, True], ids=["arrays", "objects"])
 def test_json_nested_100000_deep_is_malformed_at_once(objects: bool) -> None:
     text = nested(DEEP, objects=objects)

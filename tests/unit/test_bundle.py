@@ -273,6 +273,20 @@ def test_bundle_into_a_missing_directory_fails_cleanly(tmp_path: Path) -> None:
         make_bundle(src, tmp_path / "nowhere" / "agents.tar.gz")
 
 
+@pytest.mark.parametrize(
+    "inside",
+    ["tools/released/juju-3.6.12-ubuntu-amd64.tgz", "tools/streams/v1/index2.json", "tools/a.tgz"],
+)
+def test_bundle_into_the_mirror_it_bundles_is_refused(tmp_path: Path, inside: str) -> None:
+    src = local_dir(tmp_path / "src")
+    files = {p: p.read_bytes() for p in (src / "tools").rglob("*") if p.is_file()}
+    with pytest.raises(
+        InvalidInputError, match=r"cannot write .* inside the mirror it bundles .*; write it "
+    ):
+        make_bundle(src, src / inside)
+    assert {p: p.read_bytes() for p in (src / "tools").rglob("*") if p.is_file()} == files
+
+
 # --------------------------------------------------------------------------------------------
 # Importing good archives
 
@@ -532,6 +546,48 @@ def test_member_claiming_a_huge_size_is_refused_at_its_header(
     before = snapshot(mirror)
     with pytest.raises(ArchiveError, match=r"declares 1125899906842624 bytes, more than the"):
         import_bundle(archive, mirror)
+    assert_unchanged(mirror, before)
+
+
+def _with_unlisted_member(good_members: Members, size: int) -> bytes:
+    """A tar of ``good_members`` then an unlisted member declaring ``size`` bytes, of which
+    only 4 KiB follow: a scan that reads its data fails on the truncation instead."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in good_members:
+            tar.addfile(dataclasses_copy(info), io.BytesIO(data) if data is not None else None)
+        body = raw.getvalue()[: -2 * tarfile.BLOCKSIZE].rstrip(b"\0")
+    body += b"\0" * (-len(body) % tarfile.BLOCKSIZE)
+    zeros = file_info("tools/zeros.bin")
+    zeros.size = size
+    return body + zeros.tobuf(tarfile.PAX_FORMAT) + b"\0" * 4096
+
+
+def test_members_totalling_more_than_the_limit_are_refused_at_a_header(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    # A gzip of zeros is about a thousandth of its size: the total bounds the time a scan
+    # takes, before any data beyond it is read.
+    archive = tmp_path / "zeros.tar.gz"
+    archive.write_bytes(gzip.compress(_with_unlisted_member(good_members, 10**6)))
+    before = snapshot(mirror)
+    with pytest.raises(ArchiveError, match=r"zeros.tar.gz: its files total more than 500000 "):
+        import_bundle(archive, mirror, limits=Limits(max_total_bytes=500_000))
+    assert_unchanged(mirror, before)
+    good = write_archive(tmp_path / "good.tar.gz", good_members)
+    assert len(import_bundle(good, mirror, limits=Limits(max_total_bytes=500_000)).imported) == 3
+
+
+def test_the_total_is_bounded_by_what_the_storage_can_hold(
+    tmp_path: Path, good_members: Members, mirror: Mirror
+) -> None:
+    archive = tmp_path / "zeros.tar.gz"
+    archive.write_bytes(gzip.compress(_with_unlisted_member(good_members, 4 * 2**30)))
+    before = snapshot(mirror)
+    free = shutil.disk_usage(mirror.root).free
+    # With no free space beyond the reserve, the 4 GiB member is refused at its header.
+    with pytest.raises(InsufficientSpaceError, match=r"zeros.tar.gz: its files total more than"):
+        import_bundle(archive, mirror, limits=Limits(reserve_bytes=free))
     assert_unchanged(mirror, before)
 
 

@@ -70,8 +70,8 @@ def test_3_5_6_to_3_6_12_patches_in_place_then_moves_to_a_new_controller(ctx, se
     assert out["staged"] == "false"
     steps = out["next-steps"].splitlines()
     assert steps[:6] == [
-        f"{SYNC} version=3.5",
-        f"{SYNC} version=3.6",
+        f"{SYNC} --string-args version=3.5",
+        f"{SYNC} --string-args version=3.6",
         f"juju model-config -m controller agent-metadata-url={URL}",
         f"juju model-defaults agent-metadata-url={URL}",
         "juju upgrade-controller --agent-version 3.5.7 --dry-run",
@@ -124,7 +124,7 @@ def test_2_9_40_to_3_6_12_goes_to_the_newest_2_9_first(ctx, serving) -> None:
 def test_2_9_52_to_2_9_53_is_in_place(ctx, serving) -> None:
     out = plan(ctx, serving, **{"agent-version": "2.9.52", "policy": "juju-2.9"})
     assert (out["target-version"], out["route"], out["hops"]) == ("2.9.53", "in-place", "2.9.53")
-    assert out["next-steps"].splitlines()[0] == f"{SYNC} version=2.9"
+    assert out["next-steps"].splitlines()[0] == f"{SYNC} --string-args version=2.9"
 
 
 def test_3_1_8_to_3_6_12_needs_a_new_controller(ctx, serving) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import ops
 import pytest
+import yaml
 from ops import testing
 
 from support import services
@@ -610,9 +612,34 @@ def test_plan_upgrade_with_parameters_names_the_series(ctx, base, store, root) -
     """Parameters that change what the route stages (3.6.12, not the default 3.6.13)."""
     state = ctx.run(ctx.on.storage_attached(store), base())
     ctx.run(ctx.on.action("plan-upgrade", params={"target-version": "3.6.12"}), state)
-    assert (ctx.action_results or {})["next-steps"].splitlines()[0] == (
-        "juju run upgrader/0 sync-binaries version=3.6"
-    )
+    line = (ctx.action_results or {})["next-steps"].splitlines()[0]
+    assert line == "juju run upgrader/0 sync-binaries --string-args version=3.6"
+    assert _juju_run_params(line) == {"version": "3.6"}
+
+
+_SCHEMA_TYPES = {"string": str, "boolean": bool, "integer": int}
+
+
+def _juju_run_params(line: str) -> dict[str, object]:
+    """The params ``juju run`` sends for a printed command line, checked against actions.yaml.
+
+    As cmd/juju/action/run.go: each ``key=value`` is read as YAML unless ``--string-args``
+    is given; the controller then validates the params against the action's schema.
+    """
+    words = shlex.split(line)
+    action = words[3]
+    raw = "--string-args" in words
+    params = {}
+    for word in words[4:]:
+        if "=" in word:
+            key, _, value = word.partition("=")
+            params[key] = value if raw else yaml.safe_load(value)
+    actions = Path(__file__).resolve().parents[2] / "actions.yaml"
+    schema = yaml.safe_load(actions.read_text())[action]["params"]
+    for key, value in params.items():
+        wanted = _SCHEMA_TYPES[schema[key]["type"]]
+        assert type(value) is wanted, f"{key}={value!r} is not of type {schema[key]['type']}"
+    return params
 
 
 def test_plan_upgrade_with_the_target_staged(ctx, base, store, root) -> None:

@@ -12,6 +12,7 @@ import json
 import os
 import pty
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -596,6 +597,9 @@ BAD_PLAN_ARGUMENTS = [
     (["--agent-version"], "argument --agent-version: expected one argument"),
     (["--agent-version", "3.6", "extra"], "unrecognized arguments: extra"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    # An abbreviation would be read, but left out of the runbook's juju-upgrader sync line.
+    (["--agent-version", "3.6", "--sign", "k.asc"], "unrecognized arguments: --sign k.asc"),
+    (["--agent-version", "3.6", "--ca-cert=c.pem"], "unrecognized arguments: --ca-cert=c.pem"),
 ]
 
 
@@ -1324,6 +1328,35 @@ def test_bundle_text_and_overwrite(stream_url: str, bin_dir: Path, tmp_path: Pat
     forced = run("bundle", str(local), "-o", str(archive), "--force", path=bin_dir)
     assert forced.returncode == 0, forced.stderr
     assert archive.read_bytes() == before  # the same mirror makes the same archive
+
+
+def _pasted(stdout: str, command: str) -> list[str]:
+    """The words a shell splits the printed ``command ...`` line into (``;`` and ``&`` apart)."""
+    line = next(line for line in stdout.splitlines() if line.strip().startswith(command))
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+def test_printed_next_steps_keep_an_odd_directory_one_shell_word(
+    stream_url: str, bin_dir: Path, tmp_path: Path
+) -> None:
+    local = tmp_path / "mir ror;x"
+    done = run(
+        "sync", U, "3.5", "--local-dir", str(local), "--stream-url", stream_url, path=bin_dir
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert _pasted(out, "python3 -m http.server")[4] == str(local / "tools")
+    assert _pasted(out, "juju-upgrader bundle")[2] == str(local)
+    assert _pasted(out, "juju sync-agent-binary")[3] == str(local)
+    assert _pasted(out, "juju-upgrader plan")[-1] == str(local)
+    archive = tmp_path / "a b&c.tar.gz"
+    bundled = run("bundle", str(local), "-o", str(archive), "-q", path=bin_dir)
+    assert bundled.returncode == 0, bundled.stderr
+    assert _pasted(bundled.stdout, "juju attach-resource") == [
+        "juju", "attach-resource", "upgrader", f"agent-binaries={archive}",
+    ]  # fmt: skip
 
 
 def test_bundle_of_a_directory_without_metadata(bin_dir: Path, tmp_path: Path) -> None:

@@ -401,6 +401,9 @@ def test_version_option(bin_dir: Path) -> None:
         (["--agent-metadata-url", "ftp://x"], "invalid --agent-metadata-url 'ftp://x'"),
         (["--agent-metadata-url", "http://a b"], "invalid --agent-metadata-url"),
         (["--image-repo", "reg;rm"], "invalid --image-repo 'reg;rm'"),
+        (["--image-repo", "reg/(x)"], "invalid --image-repo 'reg/(x)'"),
+        (["--image-repo", "reg/*"], "invalid --image-repo 'reg/*'"),
+        (["--image-repo", "~/reg"], "invalid --image-repo '~/reg'"),
         (["--local-dir", ""], "invalid --local-dir ''"),
     ],
 )

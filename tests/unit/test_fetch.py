@@ -1517,6 +1517,17 @@ def test_bad_ca_certificates_name_the_option(pem: str, reason: str) -> None:
         check_ca_certificates(pem)
 
 
+def test_a_block_that_is_no_certificate_is_refused_with_the_accepted_form() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    with pytest.raises(InvalidInputError) as refused:
+        check_ca_certificates(pem)
+    assert str(refused.value) == (
+        "ca-certificates: not valid PEM certificates (a -----BEGIN CERTIFICATE----- block "
+        "does not hold a base64 DER certificate); expected one or more "
+        "-----BEGIN CERTIFICATE----- blocks"
+    )
+
+
 def test_good_ca_certificates_pass_the_check(pki: PKI) -> None:
     assert check_ca_certificates(f"\n{pki.ca_pem}\n\n") == pki.ca_pem.strip()
 

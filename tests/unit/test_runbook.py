@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from upgrader.routes import HostedModel, plan_route
 from upgrader.runbook import (
     NOTHING_TO_DO,
@@ -375,3 +377,31 @@ def test_a_target_before_3_6_bootstraps_on_its_own_default_lts() -> None:
     bootstrap = next(line for line in lines if line.startswith("juju bootstrap "))
     assert " --bootstrap-base ubuntu@22.04 " in bootstrap
     assert any(" --base ubuntu@22.04 " in line for line in lines if "juju download" in line)
+
+
+def _shell_words(line: str) -> list[str]:
+    """The words a shell splits ``line`` into, with ``;``, ``&``, ``|``, ``(`` apart."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+def test_the_operators_url_and_directory_stay_one_shell_word() -> None:
+    url = "http://mirror.site/tools?a=1&b=$(id)"
+    directory = "/srv/off line;touch x"
+    info = ControllerInfo(offline_dir=directory)
+    lines = steps("3.5.6", "3.6.12", site_=Site(url, "released", frozenset(), SYNC), info=info)
+    words = [word for line in commands(lines) for word in _shell_words(line)]
+    assert not {";", "&", "|", "(", ")", "$(id)"} & set(words)
+    assert words.count(f"agent-metadata-url={url}") == 4
+    assert f"--target-directory={directory}" in words
+    assert f"{directory}/juju-controller.charm" in words
+    assert f"sudo snap ack '{directory}'/juju_*.assert" in lines
+    assert f"juju model-defaults agent-metadata-url='{url}'" in lines
+
+
+def test_an_ipv6_mirror_url_is_quoted_against_the_shells_globbing() -> None:
+    # zsh refuses an unmatched [..] pattern ("no matches found"); bash may expand one.
+    url = "http://[fd00::5]:8080/tools"
+    lines = steps("3.6.10", "3.6.12", site_=Site(url, "released", frozenset(), SYNC))
+    assert f"juju model-config -m controller agent-metadata-url='{url}'" in lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         *table(rows),
         "",
         "Next steps (carry the archive to the controller's site, then):",
-        f"  juju attach-resource upgrader agent-binaries={output}",
+        # The operator's path may hold spaces or shell characters: one word when pasted.
+        f"  {shlex.join(['juju', 'attach-resource', 'upgrader', f'agent-binaries={output}'])}",
     ]
     console.result("\n".join(lines) + "\n")
     return EXIT_OK

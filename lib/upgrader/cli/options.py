@@ -28,7 +28,17 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser that reports a bad argument as one line instead of exiting."""
+    """An argument parser that reports a bad argument as one line instead of exiting.
+
+    Options are taken only as spelled in full, as Juju's own commands take them: the plan's
+    runbook repeats --signing-keys and --ca-certificates as given, so an abbreviation such
+    as --sign would be read here but left out of the printed ``juju-upgrader sync``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """As ArgumentParser's, without abbreviations unless asked for."""
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Raise instead of printing the usage and exiting."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import shlex
 import time
 from pathlib import Path
@@ -82,8 +83,12 @@ def _absolute_dir(option: str) -> Any:
     return parse
 
 
+# A registry host[:port] and path, as image references spell them: nothing a shell reads.
+_IMAGE_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}\Z")
+
+
 def _image_repo(text: str) -> str:
-    if not text or any(c.isspace() or c in "'\"`$;&|<>\\" for c in text):
+    if not _IMAGE_REPO.match(text):
         raise InvalidInputError(
             f"invalid --image-repo {text!r}: give the registry path the controller pulls Juju's "
             "images from (caas-image-repo), e.g. registry.example.com:5000/jujusolutions"

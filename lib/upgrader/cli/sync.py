@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -292,18 +293,23 @@ def _sync_text(
 
 
 def _serve_steps(root: Path, versions: Sequence[Version]) -> list[str]:
-    """The ways to get a staged directory to the controller, then the plan's runbook."""
-    tools = root / "tools"
+    """The ways to get a staged directory to the controller, then the plan's runbook.
+
+    The directory is the operator's and may hold spaces or shell characters: each command
+    quotes it, so that it is one word when pasted.
+    """
+    here = shlex.quote(str(root))
+    tools = shlex.quote(str(root / "tools"))
     return [
         "Next steps: get the binaries to the controller, one of",
         "  a. serve them and point the controller at them:",
         f"       python3 -m http.server --directory {tools} 8080",
         "       juju model-config -m controller agent-metadata-url=http://<this-host>:8080",
         "  b. carry them to the site and give them to the upgrader charm:",
-        f"       {PROG} bundle {root} -o agents.tar.gz",
+        f"       {PROG} bundle {here} -o agents.tar.gz",
         "       juju attach-resource upgrader agent-binaries=agents.tar.gz",
         "  c. upload them into the controller:",
-        *(f"       juju sync-agent-binary --source {root} --agent-version {v}" for v in versions),
+        *(f"       juju sync-agent-binary --source {here} --agent-version {v}" for v in versions),
         "then follow the runbook of the plan, with the URL the controller reads them from:",
-        f"  {PROG} plan --agent-metadata-url <URL> --local-dir {root}",
+        f"  {PROG} plan --agent-metadata-url <URL> --local-dir {here}",
     ]
