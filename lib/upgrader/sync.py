@@ -19,7 +19,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .errors import InvalidInputError, NotFoundError, SelectionError, StreamError, UpgraderError
+from .errors import (
+    InvalidInputError,
+    SelectionError,
+    StreamError,
+    TransientError,
+    UpgraderError,
+)
 from .fetch import Fetcher
 from .mirror import (
     CHUNK_SIZE,
@@ -460,10 +466,10 @@ def _attempt(state: _Transfer, fetcher: Fetcher, reporter: _Reporter) -> None:
                     f"lists {job.size}"
                 )
             done = _receive(state, download.iter_chunks(CHUNK_SIZE), offset, digest, reporter)
-    except NotFoundError as exc:
-        raise _FileError(str(exc)) from None
-    except StreamError as exc:  # TransientError included: the fetcher already retried opening
+    except TransientError as exc:  # broke off, or no answer: another attempt resumes it
         raise _FileError(str(exc), retry=True) from None
+    except StreamError as exc:  # refused (4xx, TLS, a bad redirect): it would be refused again
+        raise _FileError(str(exc)) from None
     if done < job.size:
         raise _FileError(f"the transfer ended after {done} of {job.size} bytes", retry=True)
     if digest.hexdigest() != job.sha256:

@@ -192,6 +192,20 @@ def test_a_fault_fails_clearly_and_leaves_the_mirror_as_it_was(
     assert not (mirror.tools / "released" / FILE).exists()
 
 
+@pytest.mark.parametrize("status", [403, 400])
+def test_a_refusal_is_not_asked_again(server: FaultyServer, mirror: Mirror, status: int) -> None:
+    """Only a broken transfer or the fetcher's spent attempts are worth another attempt."""
+    before = metadata(mirror.root)
+    server.add_fault(UPSTREAM_FILE, Fault("status", status=status))
+    with pytest.raises(SyncError) as caught:
+        sync(mirror, contents(server.url), request("3.6.12"), fetcher(retries=3))
+    text = str(caught.value)
+    assert f"HTTP {status} " in text and "attempts" not in text, text
+    assert len(server.requests_for(UPSTREAM_FILE)) == 1
+    assert metadata(mirror.root) == before
+    assert_valid(mirror)
+
+
 def test_one_bad_file_does_not_stop_the_others_from_being_published(
     server: FaultyServer, mirror: Mirror
 ) -> None:
