@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 from typing import Any
 
-from upgrader.cli.console import EXIT_OK, Console, render, table
+from upgrader.cli.console import EXIT_OK, Console, attach_step, render, table
 from upgrader.cli.options import UsageError, arg_type, format_option, keys_file
 from upgrader.errors import InvalidInputError
 
@@ -93,8 +92,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         *table(rows),
         "",
         "Next steps (carry the archive to the controller's site, then):",
-        # The operator's path may hold spaces or shell characters: one word when pasted.
-        f"  {shlex.join(['juju', 'attach-resource', 'upgrader', f'agent-binaries={output}'])}",
+        f"  {attach_step(str(output))}",
     ]
     console.result("\n".join(lines) + "\n")
     return EXIT_OK

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -61,6 +62,16 @@ def table(rows: Sequence[tuple[str, str]]) -> list[str]:
     """``  label:  value`` lines with the values aligned."""
     width = max(len(label) for label, _ in rows) + 2
     return [f"  {label + ':':<{width}}{value}" for label, value in rows]
+
+
+def bundle_steps(mirror: str, archive: str) -> tuple[str, str]:
+    """The commands that carry a staged directory to the upgrader charm: bundle, then attach."""
+    return shlex.join([PROG, "bundle", mirror, "-o", archive]), attach_step(archive)
+
+
+def attach_step(archive: str) -> str:
+    """``juju attach-resource`` of an archive; the operator's path stays one word when pasted."""
+    return shlex.join(["juju", "attach-resource", "upgrader", f"agent-binaries={archive}"])
 
 
 def quote(source: str) -> str:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upgrader.cli.console import EXIT_OK, Console, quote, render, table
+from upgrader.cli.console import EXIT_OK, Console, bundle_steps, quote, render, table
 from upgrader.cli.options import (
     UsageError,
     arg_type,
@@ -362,8 +362,7 @@ def _make_route_plan(
             f"# serve {local}/tools over HTTP and give its URL to `juju-upgrader plan "
             "--agent-metadata-url`, or attach it to the upgrader charm, whose status shows the "
             "URL:",
-            shlex.join(["juju-upgrader", "bundle", str(local), "-o", bundle]),
-            shlex.join(["juju", "attach-resource", "upgrader", f"agent-binaries={bundle}"]),
+            *bundle_steps(str(local), bundle),
         )
     site = Site(
         args.agent_metadata_url or AGENT_METADATA_URL,

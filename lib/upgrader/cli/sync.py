@@ -17,7 +17,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upgrader.cli.console import EXIT_INTERRUPTED, EXIT_OK, PROG, Console, render, table
+from upgrader.cli.console import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    PROG,
+    Console,
+    bundle_steps,
+    render,
+    table,
+)
 from upgrader.cli.options import (
     UsageError,
     arg_type,
@@ -306,8 +314,7 @@ def _serve_steps(root: Path, versions: Sequence[Version]) -> list[str]:
         f"       python3 -m http.server --directory {tools} 8080",
         "       juju model-config -m controller agent-metadata-url=http://<this-host>:8080",
         "  b. carry them to the site and give them to the upgrader charm:",
-        f"       {PROG} bundle {here} -o agents.tar.gz",
-        "       juju attach-resource upgrader agent-binaries=agents.tar.gz",
+        *(f"       {step}" for step in bundle_steps(str(root), "agents.tar.gz")),
         "  c. upload them into the controller:",
         *(f"       juju sync-agent-binary --source {here} --agent-version {v}" for v in versions),
         "then follow the runbook of the plan, with the URL the controller reads them from:",
